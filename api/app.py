@@ -1,0 +1,294 @@
+"""The FastAPI application: routes, roles and the answer to each command.
+
+A command's answer carries the store position of the event it recorded in the
+``Store-Position`` header; a repeat that recorded nothing has none.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+from uuid import UUID, uuid4
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from api.auth import Role, TokenTable, require
+from api.errors import install_error_handlers
+from api.schemas import (
+    CertificationView,
+    ErrorBody,
+    HistoryEntry,
+    InfoRequestAccepted,
+    PaymentReceipt,
+)
+from domain.actor import Actor
+from domain.certification import Certification
+from domain.forms import (
+    ApplicationForm,
+    DecisionForm,
+    InfoRequestForm,
+    InfoResponseForm,
+    PaymentForm,
+    ReasonForm,
+    SubmissionForm,
+)
+from service.application import (
+    CertificationNotFoundError,
+    CertificationService,
+    Outcome,
+    event_data,
+)
+
+log = structlog.get_logger("certd.api")
+
+POSITION_HEADER = "Store-Position"
+
+Applicant = Annotated[Actor, Depends(require(Role.APPLICANT, Role.OPERATOR))]
+Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
+Billing = Annotated[Actor, Depends(require(Role.BILLING, Role.OPERATOR))]
+Reader = Annotated[Actor, Depends(require(Role.APPLICANT, Role.OPERATOR, Role.AUDITOR))]
+Auditor = Annotated[Actor, Depends(require(Role.OPERATOR, Role.AUDITOR))]
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+}
+
+
+def create_app(service: CertificationService, tokens: TokenTable) -> FastAPI:
+    app = FastAPI(
+        title="certd",
+        summary="Lifecycle of the Licensed Model certification",
+        version="1.0",
+        responses=ERROR_RESPONSES,
+    )
+    app.state.service = service
+    app.state.tokens = tokens
+    install_error_handlers(app)
+    app.middleware("http")(_log_request)
+    app.include_router(_health_routes())
+    app.include_router(_command_routes(), prefix="/v1")
+    app.include_router(_query_routes(), prefix="/v1")
+    return app
+
+
+def _service(request: Request) -> CertificationService:
+    service: CertificationService = request.app.state.service
+    return service
+
+
+Service = Annotated[CertificationService, Depends(_service)]
+
+
+def parse_id(certification_id: str) -> UUID:
+    try:
+        return UUID(certification_id)
+    except ValueError:
+        raise CertificationNotFoundError(certification_id) from None
+
+
+CertificationId = Annotated[UUID, Depends(parse_id)]
+
+
+def _view(service: CertificationService, cert: Certification) -> CertificationView:
+    return CertificationView.of(
+        cert, service.clock.now(), service.policy.reevaluation_lead_days
+    )
+
+
+def _answer(
+    service: CertificationService, outcome: Outcome, response: Response
+) -> CertificationView:
+    if outcome.position is not None:
+        response.headers[POSITION_HEADER] = str(outcome.position)
+    return _view(service, outcome.certification)
+
+
+def _command_routes() -> APIRouter:
+    router = APIRouter(tags=["commands"])
+
+    @router.post("/certifications", status_code=status.HTTP_201_CREATED)
+    def start_application(
+        form: ApplicationForm,
+        actor: Applicant,
+        service: Service,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> CertificationView:
+        """Start an application (ApplicationStarted).
+
+        The same ``Idempotency-Key`` from the same credential returns the
+        certification it started instead of starting another.
+        """
+        outcome = service.start_application(form, actor, idempotency_key)
+        response.headers["Location"] = f"/v1/certifications/{outcome.certification.id}"
+        return _answer(service, outcome, response)
+
+    @router.post("/certifications/{certification_id}/submission")
+    def submit(
+        certification_id: CertificationId,
+        form: SubmissionForm,
+        actor: Applicant,
+        service: Service,
+        response: Response,
+    ) -> CertificationView:
+        """Take the written submission (SubmissionReceived, or ReevaluationSubmitted
+        when a re-evaluation is due); the answer has the fees and findings."""
+        outcome = service.submit(certification_id, form, actor)
+        return _answer(service, outcome, response)
+
+    @router.post("/certifications/{certification_id}/payments")
+    def pay(
+        certification_id: CertificationId,
+        form: PaymentForm,
+        actor: Billing,
+        service: Service,
+        response: Response,
+    ) -> PaymentReceipt:
+        """Record a fee paid in full (SubmissionFeePaid or AnnualFeePaid).
+
+        The same ``reference`` again changes nothing and gets the same answer.
+        """
+        outcome = service.record_payment(certification_id, form, actor)
+        if outcome.position is not None:
+            response.headers[POSITION_HEADER] = str(outcome.position)
+        return PaymentReceipt.of(certification_id, outcome.payment)
+
+    @router.post("/certifications/{certification_id}/info-requests")
+    def request_info(
+        certification_id: CertificationId,
+        form: InfoRequestForm,
+        actor: Operator,
+        service: Service,
+        response: Response,
+    ) -> InfoRequestAccepted:
+        """Ask the applicant for more information (InfoRequested)."""
+        outcome, request_id = service.request_info(certification_id, form, actor)
+        view = _answer(service, outcome, response)
+        return InfoRequestAccepted(**dict(view), request_id=request_id)
+
+    @router.post("/certifications/{certification_id}/info-responses")
+    def provide_info(
+        certification_id: CertificationId,
+        form: InfoResponseForm,
+        actor: Applicant,
+        service: Service,
+        response: Response,
+    ) -> CertificationView:
+        """Answer the open information request (InfoProvided)."""
+        outcome = service.provide_info(certification_id, form, actor)
+        return _answer(service, outcome, response)
+
+    @router.post("/certifications/{certification_id}/decision")
+    def decide(
+        certification_id: CertificationId,
+        form: DecisionForm,
+        actor: Operator,
+        service: Service,
+        response: Response,
+    ) -> CertificationView:
+        """Approve or reject after review (Approved or Rejected)."""
+        outcome = service.decide(certification_id, form, actor)
+        return _answer(service, outcome, response)
+
+    _add_reason_route(router, "suspension", CertificationService.suspend, Operator)
+    _add_reason_route(router, "reinstatement", CertificationService.reinstate, Operator)
+    _add_reason_route(router, "revocation", CertificationService.revoke, Operator)
+    _add_reason_route(router, "withdrawal", CertificationService.withdraw, Applicant)
+    return router
+
+
+ReasonCommand = Callable[[CertificationService, UUID, str, Actor], Outcome]
+
+
+def _add_reason_route(
+    router: APIRouter, path: str, command: ReasonCommand, role: object
+) -> None:
+    def handle(
+        certification_id: CertificationId,
+        form: ReasonForm,
+        actor: role,  # type: ignore[valid-type]
+        service: Service,
+        response: Response,
+    ) -> CertificationView:
+        outcome = command(service, certification_id, form.reason, actor)
+        return _answer(service, outcome, response)
+
+    handle.__doc__ = f"Record the {path} with its reason."
+    router.post(
+        f"/certifications/{{certification_id}}/{path}",
+        name=path,
+        response_model=CertificationView,
+    )(handle)
+
+
+def _query_routes() -> APIRouter:
+    router = APIRouter(tags=["queries"])
+
+    @router.get("/certifications/{certification_id}")
+    def get_certification(
+        certification_id: CertificationId, actor: Reader, service: Service
+    ) -> CertificationView:
+        """One certification as it stands now."""
+        return _view(service, service.get(certification_id))
+
+    @router.get("/certifications/{certification_id}/history")
+    def history(
+        certification_id: CertificationId, actor: Auditor, service: Service
+    ) -> list[HistoryEntry]:
+        """Every stored event of the certification, oldest first."""
+        return [
+            HistoryEntry(
+                type=type(event).__name__,
+                version=event.originator_version,
+                occurred_at=event.timestamp,
+                actor=event.actor,
+                data=event_data(event),
+            )
+            for event in service.history(certification_id)
+        ]
+
+    return router
+
+
+def _health_routes() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"model": ErrorBody}})
+    def readyz(service: Service) -> JSONResponse:
+        """The store answers; ``store_position`` is its last event's position."""
+        try:
+            position = service.ping_store()
+        except Exception as error:  # any failure means not ready
+            log.warning("store_not_ready", error=type(error).__name__)
+            return JSONResponse(
+                {"detail": "the event store is not reachable", "store": "down"},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        return JSONResponse({"status": "ready", "store_position": position})
+
+    return router
+
+
+async def _log_request(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    request_id = request.headers.get("x-request-id") or str(uuid4())
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id[:100])
+    started = time.perf_counter()
+    response = await call_next(request)
+    response.headers["X-Request-ID"] = request_id[:100]
+    log.info(
+        "request_handled",
+        method=request.method,
+        path=request.url.path,
+        status=response.status_code,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response

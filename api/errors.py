@@ -1,0 +1,83 @@
+"""Turn every refusal into a JSON answer with a ``detail`` a person can act on."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from domain.errors import InvalidCommandError, RefusedError
+from service.application import CertificationNotFoundError, StoreUnavailableError
+
+log = structlog.get_logger("certd.api")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid_body)
+    app.add_exception_handler(InvalidCommandError, _invalid_command)
+    app.add_exception_handler(RefusedError, _refused)
+    app.add_exception_handler(CertificationNotFoundError, _not_found)
+    app.add_exception_handler(StoreUnavailableError, _store_unavailable)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Name each wrong field as a path (``data_sources[0].basis``) with why."""
+    described = []
+    for error in errors:
+        location = [part for part in error.get("loc", ()) if part != "body"]
+        field = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in location
+        ).lstrip(".")
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        described.append({"field": field or "body", "message": message})
+    return described
+
+
+async def _invalid_body(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)  # noqa: S101 (registered so)
+    problems = describe_validation_errors(error.errors())
+    detail = "; ".join(f"{item['field']}: {item['message']}" for item in problems)
+    return JSONResponse(
+        {"detail": detail, "errors": problems},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _invalid_command(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, InvalidCommandError)  # noqa: S101 (registered so)
+    return JSONResponse(
+        {
+            "detail": str(error),
+            "errors": [{"field": error.field, "message": error.message}],
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _refused(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+
+
+async def _not_found(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
+
+
+async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.warning("store_unavailable", error=str(error))
+    return JSONResponse(
+        {"detail": f"{error}; try again shortly"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("request_failed")
+    request_id = structlog.contextvars.get_contextvars().get("request_id", "")
+    return JSONResponse(
+        {"detail": f"internal error; quote request id {request_id} when reporting"},
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

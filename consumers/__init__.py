@@ -1,0 +1,1 @@
+"""Kafka consumers (the billing payment consumer). Empty so far."""

@@ -1,0 +1,1 @@
+"""The re-evaluation and lapse scheduler. Empty so far."""

@@ -1,0 +1,1 @@
+"""The application service and its wiring: settings, store, logs, command line."""

@@ -1,0 +1,369 @@
+"""The application service: loads a certification, runs one command, stores its events.
+
+Writes are optimistic: a command decided on a certification that someone else
+changed meanwhile fails to store (the store refuses a second event at the same
+version) and is reported as :class:`ConcurrentWriteError`, never retried into
+a second effect. Each command is logged once with its outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    PersistenceError,
+    Transcoding,
+)
+from eventsourcing.utils import Environment, EnvType
+
+from domain.actor import Actor
+from domain.certification import Certification, PaymentRecord
+from domain.clock import Clock
+from domain.errors import CertificationError, InvalidCommandError, RefusedError
+from domain.forms import (
+    ApplicationForm,
+    DecisionForm,
+    InfoRequestForm,
+    InfoResponseForm,
+    PaymentForm,
+    SubmissionForm,
+)
+
+log = structlog.get_logger("certd.commands")
+
+T = TypeVar("T")
+
+# Ids made from an Idempotency-Key live in their own namespace.
+IDEMPOTENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:certd:idempotency-key")
+
+
+class CertificationNotFoundError(CertificationError):
+    def __init__(self, certification_id: UUID | str) -> None:
+        super().__init__(f"no certification has the id '{certification_id}'")
+
+
+class ConcurrentWriteError(RefusedError):
+    """Another command changed the certification first; this one stored nothing."""
+
+
+class IdempotencyKeyReusedError(InvalidCommandError):
+    pass
+
+
+class StoreUnavailableError(CertificationError):
+    """The event store could not be reached; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A certification after a command, and the store position of its event.
+
+    ``position`` is None when the command stored nothing (a repeat).
+    """
+
+    certification: Certification
+    position: int | None
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    certification: Certification
+    payment: PaymentRecord
+    position: int | None
+
+
+@dataclass(frozen=True)
+class RenewalPolicy:
+    reevaluation_lead_days: int = 60
+    grace_days: int = 30
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class CertificationService(Application[UUID]):
+    name = "certifications"
+
+    def __init__(
+        self, env: EnvType, clock: Clock, policy: RenewalPolicy | None = None
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.policy = policy or RenewalPolicy()
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Configure the store from the given settings alone, not os.environ."""
+        return Environment(name, {**type(self).env, **(env or {})})
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # Commands.
+
+    def start_application(
+        self,
+        form: ApplicationForm,
+        actor: Actor,
+        idempotency_key: str | None = None,
+    ) -> Outcome:
+        """Start an application; the same Idempotency-Key never starts a second.
+
+        The key, scoped to the credential that sent it, fixes the new id, so a
+        repeat collides with the first in the store and gets it back.
+        """
+        certification_id = (
+            uuid5(IDEMPOTENT_ID_NAMESPACE, f"{actor.name}\n{idempotency_key}")
+            if idempotency_key
+            else uuid4()
+        )
+        bound = log.bind(certification_id=str(certification_id), command="start")
+        certification = Certification.start(
+            form, id=certification_id, actor=actor, at=self.clock.now()
+        )
+        started = certification.pending_events[0]
+        try:
+            position = self._store(certification)
+        except ConcurrentWriteError:
+            first_stored = self.history(certification_id)[0]
+            if event_data(first_stored) != event_data(started):
+                bound.info("command_handled", outcome="refused")
+                raise IdempotencyKeyReusedError(
+                    "Idempotency-Key",
+                    "this key already started an application with another body",
+                ) from None
+            bound.info("command_handled", outcome="repeat")
+            return Outcome(self.get(certification_id), None)
+        bound.info("command_handled", outcome="accepted", position=position)
+        return Outcome(certification, position)
+
+    def submit(
+        self, certification_id: UUID, form: SubmissionForm, actor: Actor
+    ) -> Outcome:
+        return self._execute(
+            certification_id,
+            "submit",
+            lambda cert: cert.submit(form, actor=actor, at=self.clock.now()),
+        )
+
+    def record_payment(
+        self, certification_id: UUID, form: PaymentForm, actor: Actor
+    ) -> PaymentOutcome:
+        """Record a payment; a reference seen before changes nothing.
+
+        A payment that loses a race is looked up again, so two deliveries of
+        the same payment at once give one event and two identical answers.
+        """
+        try:
+            return self._pay(certification_id, form, actor)
+        except ConcurrentWriteError:
+            return self._pay(certification_id, form, actor)
+
+    def request_info(
+        self, certification_id: UUID, form: InfoRequestForm, actor: Actor
+    ) -> tuple[Outcome, str]:
+        request_id = str(uuid4())
+        outcome = self._execute(
+            certification_id,
+            "request_info",
+            lambda cert: cert.request_info(
+                request_id, form, actor=actor, at=self.clock.now()
+            ),
+        )
+        return outcome, request_id
+
+    def provide_info(
+        self, certification_id: UUID, form: InfoResponseForm, actor: Actor
+    ) -> Outcome:
+        return self._execute(
+            certification_id,
+            "provide_info",
+            lambda cert: cert.provide_info(form, actor=actor, at=self.clock.now()),
+        )
+
+    def decide(
+        self, certification_id: UUID, form: DecisionForm, actor: Actor
+    ) -> Outcome:
+        return self._execute(
+            certification_id,
+            "decide",
+            lambda cert: cert.decide(form, actor=actor, at=self.clock.now()),
+        )
+
+    def suspend(self, certification_id: UUID, reason: str, actor: Actor) -> Outcome:
+        return self._execute(
+            certification_id,
+            "suspend",
+            lambda cert: cert.suspend(reason, actor=actor, at=self.clock.now()),
+        )
+
+    def reinstate(self, certification_id: UUID, reason: str, actor: Actor) -> Outcome:
+        return self._execute(
+            certification_id,
+            "reinstate",
+            lambda cert: cert.reinstate(reason, actor=actor, at=self.clock.now()),
+        )
+
+    def revoke(self, certification_id: UUID, reason: str, actor: Actor) -> Outcome:
+        return self._execute(
+            certification_id,
+            "revoke",
+            lambda cert: cert.revoke(reason, actor=actor, at=self.clock.now()),
+        )
+
+    def withdraw(self, certification_id: UUID, reason: str, actor: Actor) -> Outcome:
+        return self._execute(
+            certification_id,
+            "withdraw",
+            lambda cert: cert.withdraw(reason, actor=actor, at=self.clock.now()),
+        )
+
+    def raise_reevaluation_due(self, certification_id: UUID) -> Outcome:
+        lead_days = self.policy.reevaluation_lead_days
+        return self._execute(
+            certification_id,
+            "raise_reevaluation_due",
+            lambda cert: cert.raise_reevaluation_due(
+                lead_days=lead_days, at=self.clock.now()
+            ),
+        )
+
+    def lapse(self, certification_id: UUID) -> Outcome:
+        grace_days = self.policy.grace_days
+        return self._execute(
+            certification_id,
+            "lapse",
+            lambda cert: cert.lapse(grace_days=grace_days, at=self.clock.now()),
+        )
+
+    # Queries.
+
+    def get(self, certification_id: UUID) -> Certification:
+        with _translated_store_errors():
+            try:
+                certification: object = self.repository.get(certification_id)
+            except AggregateNotFoundError:
+                raise CertificationNotFoundError(certification_id) from None
+        if not isinstance(certification, Certification):
+            raise CertificationNotFoundError(certification_id)
+        return certification
+
+    def history(self, certification_id: UUID) -> list[Certification.Event]:
+        """Return every stored event of a certification, oldest first."""
+        with _translated_store_errors():
+            events = list(self.repository.event_store.get(certification_id))
+        if not events:
+            raise CertificationNotFoundError(certification_id)
+        return [event for event in events if isinstance(event, Certification.Event)]
+
+    def ping_store(self) -> int:
+        """Return the store's last position, or raise if it cannot be read."""
+        with _translated_store_errors():
+            return self.recorder.max_notification_id() or 0
+
+    # Steps.
+
+    def _execute(
+        self,
+        certification_id: UUID,
+        command: str,
+        decide: Callable[[Certification], Any],
+    ) -> Outcome:
+        bound = log.bind(certification_id=str(certification_id), command=command)
+        certification = self.get(certification_id)
+        try:
+            decide(certification)
+            position = self._store(certification)
+        except CertificationError as error:
+            bound.info("command_handled", outcome=_outcome_of(error))
+            raise
+        bound.info(
+            "command_handled",
+            outcome="accepted",
+            version=certification.version,
+            position=position,
+        )
+        return Outcome(certification, position)
+
+    def _pay(
+        self, certification_id: UUID, form: PaymentForm, actor: Actor
+    ) -> PaymentOutcome:
+        bound = log.bind(certification_id=str(certification_id), command="pay")
+        certification = self.get(certification_id)
+        is_repeat = form.reference in certification.payments
+        try:
+            record = certification.pay(form, actor=actor, at=self.clock.now())
+            position = None if is_repeat else self._store(certification)
+        except CertificationError as error:
+            bound.info("command_handled", outcome=_outcome_of(error), kind=form.kind)
+            raise
+        bound.info(
+            "command_handled",
+            outcome="repeat" if is_repeat else "accepted",
+            kind=form.kind,
+            position=position,
+        )
+        return PaymentOutcome(certification, record, position)
+
+    def _store(self, certification: Certification) -> int | None:
+        """Store the pending events; return the position of the last one."""
+        with _translated_store_errors():
+            try:
+                recordings = self.save(certification)
+            except IntegrityError:
+                msg = (
+                    f"certification {certification.id} was changed by another "
+                    "command at the same moment; nothing was stored, reload and "
+                    "try again"
+                )
+                raise ConcurrentWriteError(msg) from None
+        if not recordings:
+            return None
+        return recordings[-1].notification.id
+
+
+def event_data(event: DomainEventProtocol[Any]) -> dict[str, Any]:
+    """Return an event's own fields, without the store's bookkeeping."""
+    bookkeeping = {"originator_id", "originator_version", "timestamp", "actor"}
+    return {
+        key: value
+        for key, value in vars(event).items()
+        if key not in bookkeeping and key != "originator_topic"
+    }
+
+
+def _outcome_of(error: CertificationError) -> str:
+    if isinstance(error, ConcurrentWriteError):
+        return "conflict"
+    if isinstance(error, StoreUnavailableError):
+        return "store_unavailable"
+    return "refused"
+
+
+@contextmanager
+def _translated_store_errors() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except PersistenceError as error:
+        msg = f"the event store is unavailable ({type(error).__name__})"
+        raise StoreUnavailableError(msg) from error

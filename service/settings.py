@@ -1,0 +1,25 @@
+"""Settings, read from ``CERTD_*`` environment variables (see the README)."""
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CERTD_", frozen=True)
+
+    database_url: str = Field(
+        default="sqlite:///var/certd.sqlite",
+        description="sqlite:///PATH (relative to the working directory) "
+        "or postgresql://USER[:PASSWORD]@HOST:PORT/DB[?schema=NAME]",
+    )
+    api_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="role:token pairs separated by commas",
+    )
+    reevaluation_lead_days: int = Field(default=60, ge=1, le=365)
+    grace_days: int = Field(default=30, ge=0, le=365)
+    postgres_pool_size: int = Field(default=10, ge=1, le=200)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"

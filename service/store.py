@@ -1,0 +1,63 @@
+"""Translate a database URL into the ``eventsourcing`` persistence settings."""
+
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+def persistence_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
+    """Return the ``eventsourcing`` environment for ``sqlite:`` or ``postgresql:``.
+
+    A SQLite path is relative to the working directory unless it starts with
+    a fourth slash (``sqlite:////abs/path``); its folder is created.
+    """
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        return _sqlite_env(unquote(parts.path)[1:])
+    if parts.scheme in {"postgresql", "postgres"}:
+        return _postgres_env(database_url, pool_size)
+    msg = (
+        f"CERTD_DATABASE_URL must start with sqlite:/// or postgresql://, "
+        f"got scheme '{parts.scheme}'"
+    )
+    raise DatabaseUrlError(msg)
+
+
+def _sqlite_env(path: str) -> dict[str, str]:
+    if not path:
+        msg = "CERTD_DATABASE_URL names no SQLite file: use sqlite:///PATH"
+        raise DatabaseUrlError(msg)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": path,
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+
+
+def _postgres_env(database_url: str, pool_size: int) -> dict[str, str]:
+    parts = urlsplit(database_url)
+    dbname = unquote(parts.path.lstrip("/"))
+    if not (parts.hostname and parts.username and dbname):
+        msg = (
+            "CERTD_DATABASE_URL for PostgreSQL needs a user, a host and a "
+            "database: postgresql://USER@HOST:PORT/DB"
+        )
+        raise DatabaseUrlError(msg)
+    schema = parse_qs(parts.query).get("schema", [""])[0]
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": parts.hostname,
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+    }
