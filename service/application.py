@@ -141,7 +141,7 @@ class CertificationService(Application[UUID]):
         )
         started = certification.pending_events[0]
         try:
-            position = self._store(certification)
+            position = self.store_changes(certification)
         except ConcurrentWriteError:
             first_stored = self.history(certification_id)[0]
             if event_data(first_stored) != event_data(started):
@@ -291,7 +291,7 @@ class CertificationService(Application[UUID]):
         certification = self.get(certification_id)
         try:
             decide(certification)
-            position = self._store(certification)
+            position = self.store_changes(certification)
         except CertificationError as error:
             bound.info("command_handled", outcome=_outcome_of(error))
             raise
@@ -311,7 +311,7 @@ class CertificationService(Application[UUID]):
         is_repeat = form.reference in certification.payments
         try:
             record = certification.pay(form, actor=actor, at=self.clock.now())
-            position = None if is_repeat else self._store(certification)
+            position = None if is_repeat else self.store_changes(certification)
         except CertificationError as error:
             bound.info("command_handled", outcome=_outcome_of(error), kind=form.kind)
             raise
@@ -323,7 +323,7 @@ class CertificationService(Application[UUID]):
         )
         return PaymentOutcome(certification, record, position)
 
-    def _store(self, certification: Certification) -> int | None:
+    def store_changes(self, certification: Certification) -> int | None:
         """Store the pending events; return the position of the last one."""
         with _translated_store_errors():
             try:
