@@ -10,7 +10,7 @@ the caller's clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -24,6 +24,7 @@ from domain.errors import (
     InvalidCommandError,
     NotYetDueError,
     PaymentReferenceReusedError,
+    RenewalClosedError,
     StatusConflictError,
     UnknownInfoRequestError,
 )
@@ -74,6 +75,11 @@ class PaymentRecord:
     version: int
 
 
+def day_of(instant: datetime) -> date:
+    """Return the UTC calendar day of an instant; every deadline is a UTC day."""
+    return instant.astimezone(UTC).date()
+
+
 def add_one_year(day: date) -> date:
     """Return the same day a year later; 29 February becomes 28 February."""
     try:
@@ -105,6 +111,7 @@ class Certification(Aggregate):
         self.certified_since: date | None = None
         self.in_renewal = False
         self.reevaluation_cycle = 0
+        self.renew_by: date | None = None
         self.status_before_suspension: Status | None = None
 
     class Event(Aggregate.Event):
@@ -186,20 +193,23 @@ class Certification(Aggregate):
                 cert.certified_since = self.timestamp.date()
             cert.valid_until = self.valid_until
             cert.in_renewal = False
+            cert.renew_by = None
 
     class ReevaluationDue(Event):
         cycle: int
         valid_until: date
         due_on: date
+        renew_by: date
 
         def apply(self, cert: Certification) -> None:
             cert.status = Status.REEVALUATION_DUE
             cert.in_renewal = True
             cert.reevaluation_cycle = self.cycle
+            cert.renew_by = self.renew_by
 
     class CertificationLapsed(Event):
         valid_until: date
-        grace_days: int
+        renew_by: date
 
         def apply(self, cert: Certification) -> None:
             cert.status = Status.LAPSED
@@ -257,6 +267,7 @@ class Certification(Aggregate):
         A renewal goes straight to review: its submission fee is not charged.
         """
         self._require("submit", Status.APPLIED, Status.REEVALUATION_DUE)
+        self._require_renewal_open("submit", at)
         self._check_model_references(form)
         revenue = form.annual_revenue_usd
         if revenue is None:
@@ -287,6 +298,7 @@ class Certification(Aggregate):
             self._require("pay_submission_fee", Status.SUBMITTED)
         else:
             self._require("pay_annual_fee", Status.APPROVED)
+            self._require_renewal_open("pay_annual_fee", at)
         self._require_exact_fee(kind, form.amount_usd)
         if kind is FeeKind.SUBMISSION_FEE:
             self._record(
@@ -311,7 +323,8 @@ class Certification(Aggregate):
         self, request_id: str, form: InfoRequestForm, *, actor: Actor, at: datetime
     ) -> None:
         self._require("request_info", Status.IN_REVIEW)
-        if form.respond_by is not None and form.respond_by < at.date():
+        self._require_renewal_open("request_info", at)
+        if form.respond_by is not None and form.respond_by < day_of(at):
             raise InvalidCommandError(
                 "respond_by", f"{form.respond_by.isoformat()} is already past"
             )
@@ -328,6 +341,7 @@ class Certification(Aggregate):
         self, form: InfoResponseForm, *, actor: Actor, at: datetime
     ) -> None:
         self._require("provide_info", Status.AWAITING_INFO)
+        self._require_renewal_open("provide_info", at)
         assert self.open_info_request is not None  # noqa: S101 (set with the status)
         open_id = self.open_info_request["request_id"]
         if form.request_id != open_id:
@@ -346,19 +360,24 @@ class Certification(Aggregate):
 
     def decide(self, form: DecisionForm, *, actor: Actor, at: datetime) -> None:
         self._require("decide", Status.IN_REVIEW)
+        self._require_renewal_open("decide", at)
         event_class = self.Approved if form.outcome == "approved" else self.Rejected
         self._record(event_class, actor, at, reason=form.reason)
 
-    def raise_reevaluation_due(self, *, lead_days: int, at: datetime) -> None:
+    def raise_reevaluation_due(
+        self, *, lead_days: int, grace_days: int, at: datetime
+    ) -> None:
         """Open this year's re-evaluation, ``lead_days`` before expiry.
 
         Only a certified certification can fall due, and the status it moves
-        to refuses a second call, so each cycle is raised once.
+        to refuses a second call, so each cycle is raised once. The renewal
+        must be approved and paid by ``valid_until`` plus ``grace_days``; the
+        event fixes that day, so a later change of settings cannot move it.
         """
         self._require("raise_reevaluation_due", Status.CERTIFIED)
         assert self.valid_until is not None  # noqa: S101 (set when certified)
         due_on = self.valid_until - timedelta(days=lead_days)
-        if at.date() < due_on:
+        if day_of(at) < due_on:
             msg = (
                 f"re-evaluation of the certification valid until "
                 f"{self.valid_until.isoformat()} is due on {due_on.isoformat()}"
@@ -371,26 +390,23 @@ class Certification(Aggregate):
             cycle=self.reevaluation_cycle + 1,
             valid_until=self.valid_until,
             due_on=due_on,
+            renew_by=self.valid_until + timedelta(days=grace_days),
         )
 
-    def lapse(self, *, grace_days: int, at: datetime) -> None:
+    def lapse(self, *, at: datetime) -> None:
         """End a certification whose renewal was not approved and paid in time."""
         if not self.is_renewing:
             raise StatusConflictError("lapse", self.status, "a renewal in progress")
-        assert self.valid_until is not None  # noqa: S101 (a renewal has one)
-        deadline = self.valid_until + timedelta(days=grace_days)
-        if at.date() <= deadline:
-            msg = (
-                f"the renewal has until {deadline.isoformat()} "
-                f"({grace_days} days after {self.valid_until.isoformat()})"
-            )
+        assert self.renew_by is not None  # noqa: S101 (set with the renewal)
+        if day_of(at) <= self.renew_by:
+            msg = f"the renewal may still be approved and paid until {self.renew_by}"
             raise NotYetDueError(msg)
         self._record(
             self.CertificationLapsed,
             SCHEDULER,
             at,
             valid_until=self.valid_until,
-            grace_days=grace_days,
+            renew_by=self.renew_by,
         )
 
     def suspend(self, reason: str, *, actor: Actor, at: datetime) -> None:
@@ -440,7 +456,7 @@ class Certification(Aggregate):
 
         It stays true while a renewal is under way, until ``valid_until``.
         """
-        if self.valid_until is None or at.date() > self.valid_until:
+        if self.valid_until is None or day_of(at) > self.valid_until:
             return False
         return self.status is Status.CERTIFIED or self.is_renewing
 
@@ -486,6 +502,15 @@ class Certification(Aggregate):
             expected = ", ".join(f"'{status}'" for status in sorted(allowed))
             raise StatusConflictError(command, self.status, expected)
 
+    def _require_renewal_open(self, command: str, at: datetime) -> None:
+        """Refuse to move a renewal on after its deadline: it can only lapse."""
+        if self.in_renewal and self.renew_by is not None and day_of(at) > self.renew_by:
+            msg = (
+                f"cannot {command}: the renewal had to be approved and paid "
+                f"by {self.renew_by}; the certification lapses"
+            )
+            raise RenewalClosedError(msg)
+
     def _require_exact_fee(self, kind: FeeKind, amount_usd: Decimal) -> None:
         due = self.fees.fee(kind)
         if amount_usd != due:
@@ -517,5 +542,5 @@ class Certification(Aggregate):
 
     def _next_valid_until(self, at: datetime) -> date:
         if self.valid_until is None:
-            return add_one_year(at.date())
+            return add_one_year(day_of(at))
         return add_one_year(self.valid_until)

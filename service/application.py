@@ -237,21 +237,22 @@ class CertificationService(Application[UUID]):
         )
 
     def raise_reevaluation_due(self, certification_id: UUID) -> Outcome:
-        lead_days = self.policy.reevaluation_lead_days
+        policy = self.policy
         return self._execute(
             certification_id,
             "raise_reevaluation_due",
             lambda cert: cert.raise_reevaluation_due(
-                lead_days=lead_days, at=self.clock.now()
+                lead_days=policy.reevaluation_lead_days,
+                grace_days=policy.grace_days,
+                at=self.clock.now(),
             ),
         )
 
     def lapse(self, certification_id: UUID) -> Outcome:
-        grace_days = self.policy.grace_days
         return self._execute(
             certification_id,
             "lapse",
-            lambda cert: cert.lapse(grace_days=grace_days, at=self.clock.now()),
+            lambda cert: cert.lapse(at=self.clock.now()),
         )
 
     # Queries.
