@@ -87,6 +87,8 @@ def parse_id(certification_id: str) -> UUID:
         raise CertificationNotFoundError(certification_id) from None
 
 
+# Routes take their actor before this: dependencies resolve in parameter
+# order, and a request must be authenticated (401, 403) before its id is read.
 CertificationId = Annotated[UUID, Depends(parse_id)]
 
 
@@ -126,9 +128,9 @@ def _command_routes() -> APIRouter:
 
     @router.post("/certifications/{certification_id}/submission")
     def submit(
+        actor: Applicant,
         certification_id: CertificationId,
         form: SubmissionForm,
-        actor: Applicant,
         service: Service,
         response: Response,
     ) -> CertificationView:
@@ -139,9 +141,9 @@ def _command_routes() -> APIRouter:
 
     @router.post("/certifications/{certification_id}/payments")
     def pay(
+        actor: Billing,
         certification_id: CertificationId,
         form: PaymentForm,
-        actor: Billing,
         service: Service,
         response: Response,
     ) -> PaymentReceipt:
@@ -156,9 +158,9 @@ def _command_routes() -> APIRouter:
 
     @router.post("/certifications/{certification_id}/info-requests")
     def request_info(
+        actor: Operator,
         certification_id: CertificationId,
         form: InfoRequestForm,
-        actor: Operator,
         service: Service,
         response: Response,
     ) -> InfoRequestAccepted:
@@ -169,9 +171,9 @@ def _command_routes() -> APIRouter:
 
     @router.post("/certifications/{certification_id}/info-responses")
     def provide_info(
+        actor: Applicant,
         certification_id: CertificationId,
         form: InfoResponseForm,
-        actor: Applicant,
         service: Service,
         response: Response,
     ) -> CertificationView:
@@ -181,9 +183,9 @@ def _command_routes() -> APIRouter:
 
     @router.post("/certifications/{certification_id}/decision")
     def decide(
+        actor: Operator,
         certification_id: CertificationId,
         form: DecisionForm,
-        actor: Operator,
         service: Service,
         response: Response,
     ) -> CertificationView:
@@ -205,9 +207,9 @@ def _add_reason_route(
     router: APIRouter, path: str, command: ReasonCommand, role: object
 ) -> None:
     def handle(
+        actor: role,  # type: ignore[valid-type]
         certification_id: CertificationId,
         form: ReasonForm,
-        actor: role,  # type: ignore[valid-type]
         service: Service,
         response: Response,
     ) -> CertificationView:
@@ -227,14 +229,14 @@ def _query_routes() -> APIRouter:
 
     @router.get("/certifications/{certification_id}")
     def get_certification(
-        certification_id: CertificationId, actor: Reader, service: Service
+        actor: Reader, certification_id: CertificationId, service: Service
     ) -> CertificationView:
         """One certification as it stands now."""
         return _view(service, service.get(certification_id))
 
     @router.get("/certifications/{certification_id}/history")
     def history(
-        certification_id: CertificationId, actor: Auditor, service: Service
+        actor: Auditor, certification_id: CertificationId, service: Service
     ) -> list[HistoryEntry]:
         """Every stored event of the certification, oldest first."""
         return [

@@ -5,8 +5,10 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from domain.errors import InvalidCommandError, RefusedError
 from service.application import CertificationNotFoundError, StoreUnavailableError
@@ -16,6 +18,7 @@ log = structlog.get_logger("certd.api")
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_body)
+    app.add_exception_handler(HTTPException, _unreadable_body_or_default)
     app.add_exception_handler(InvalidCommandError, _invalid_command)
     app.add_exception_handler(RefusedError, _refused)
     app.add_exception_handler(CertificationNotFoundError, _not_found)
@@ -27,6 +30,11 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     """Name each wrong field as a path (``data_sources[0].basis``) with why."""
     described = []
     for error in errors:
+        if error.get("type") == "json_invalid":
+            # Its location holds a character position, not a field.
+            reason = error.get("ctx", {}).get("error", "JSON decode error")
+            described.append({"field": "body", "message": f"is not JSON: {reason}"})
+            continue
         location = [part for part in error.get("loc", ()) if part != "body"]
         field = "".join(
             f"[{part}]" if isinstance(part, int) else f".{part}" for part in location
@@ -44,6 +52,24 @@ async def _invalid_body(request: Request, error: Exception) -> JSONResponse:
         {"detail": detail, "errors": problems},
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
+
+
+# FastAPI's own answer to a body it cannot even decode (not UTF-8, nested past
+# the JSON parser's depth): a 400 that names no field.
+_UNREADABLE_BODY = "There was an error parsing the body"
+
+
+async def _unreadable_body_or_default(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)  # noqa: S101 (registered so)
+    if error.status_code == status.HTTP_400_BAD_REQUEST and (
+        error.detail == _UNREADABLE_BODY
+    ):
+        detail = "body: is not JSON that can be read (UTF-8, nested at most 1,000 deep)"
+        return JSONResponse(
+            {"detail": detail, "errors": [{"field": "body", "message": detail}]},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    return await http_exception_handler(request, error)
 
 
 async def _invalid_command(request: Request, error: Exception) -> JSONResponse:

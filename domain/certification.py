@@ -190,7 +190,7 @@ class Certification(Aggregate):
             cert.status = Status.CERTIFIED
             cert.take_payment(FeeKind.ANNUAL_FEE, self)
             if cert.certified_since is None:
-                cert.certified_since = self.timestamp.date()
+                cert.certified_since = day_of(self.timestamp)
             cert.valid_until = self.valid_until
             cert.in_renewal = False
             cert.renew_by = None
