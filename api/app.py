@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Role, TokenTable, require
 from api.errors import install_error_handlers
+from api.queries import query_routes, registry_routes
 from api.schemas import (
     CertificationView,
     ErrorBody,
@@ -33,6 +34,8 @@ from domain.forms import (
     ReasonForm,
     SubmissionForm,
 )
+from projections.runner import ProjectionRunner
+from projections.views import StatusViews
 from service.application import (
     CertificationNotFoundError,
     CertificationService,
@@ -47,7 +50,6 @@ POSITION_HEADER = "Store-Position"
 Applicant = Annotated[Actor, Depends(require(Role.APPLICANT, Role.OPERATOR))]
 Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Billing = Annotated[Actor, Depends(require(Role.BILLING, Role.OPERATOR))]
-Reader = Annotated[Actor, Depends(require(Role.APPLICANT, Role.OPERATOR, Role.AUDITOR))]
 Auditor = Annotated[Actor, Depends(require(Role.OPERATOR, Role.AUDITOR))]
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -55,7 +57,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def create_app(service: CertificationService, tokens: TokenTable) -> FastAPI:
+def create_app(
+    service: CertificationService,
+    tokens: TokenTable,
+    views: StatusViews,
+    runner: ProjectionRunner,
+    read_wait_seconds: float = 2.0,
+) -> FastAPI:
     app = FastAPI(
         title="certd",
         summary="Lifecycle of the Licensed Model certification",
@@ -64,11 +72,15 @@ def create_app(service: CertificationService, tokens: TokenTable) -> FastAPI:
     )
     app.state.service = service
     app.state.tokens = tokens
+    app.state.views = views
+    app.state.runner = runner
     install_error_handlers(app)
     app.middleware("http")(_log_request)
     app.include_router(_health_routes())
     app.include_router(_command_routes(), prefix="/v1")
-    app.include_router(_query_routes(), prefix="/v1")
+    app.include_router(_history_routes(), prefix="/v1")
+    app.include_router(query_routes(read_wait_seconds), prefix="/v1")
+    app.include_router(registry_routes(), prefix="/v1")
     return app
 
 
@@ -224,15 +236,8 @@ def _add_reason_route(
     )(handle)
 
 
-def _query_routes() -> APIRouter:
+def _history_routes() -> APIRouter:
     router = APIRouter(tags=["queries"])
-
-    @router.get("/certifications/{certification_id}")
-    def get_certification(
-        actor: Reader, certification_id: CertificationId, service: Service
-    ) -> CertificationView:
-        """One certification as it stands now."""
-        return _view(service, service.get(certification_id))
 
     @router.get("/certifications/{certification_id}/history")
     def history(
@@ -262,17 +267,28 @@ def _health_routes() -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz", responses={503: {"model": ErrorBody}})
-    def readyz(service: Service) -> JSONResponse:
-        """The store answers; ``store_position`` is its last event's position."""
+    def readyz(request: Request, service: Service) -> JSONResponse:
+        """The store answers; the views say how far behind the store they are."""
+        runner: ProjectionRunner = request.app.state.runner
         try:
-            position = service.ping_store()
+            store_position = service.ping_store()
+            view_position = runner.views.position()
         except Exception as error:  # any failure means not ready
             log.warning("store_not_ready", error=type(error).__name__)
             return JSONResponse(
                 {"detail": "the event store is not reachable", "store": "down"},
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
-        return JSONResponse({"status": "ready", "store_position": position})
+        return JSONResponse(
+            {
+                "status": "ready",
+                "store_position": store_position,
+                "views": {
+                    "position": view_position,
+                    "lag": max(0, store_position - view_position),
+                },
+            }
+        )
 
     return router
 

@@ -11,8 +11,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from domain.certification import Certification, PaymentRecord, Status
-from domain.fees import FeeKind, RevenueTier
+from domain.fees import FeeKind, RevenueTier, fees_for_tier
 from domain.screening import Finding
+from projections.status_view import StatusRow
 
 
 class ReadModel(BaseModel):
@@ -155,3 +156,139 @@ def _fees_of(cert: Certification) -> Fees:
             for record in cert.payments.values()
         ],
     )
+
+
+class StatusFees(ReadModel):
+    tier: RevenueTier
+    submission_fee_usd: Decimal
+    annual_fee_usd: Decimal
+    due: list[FeeDue]
+    paid: list[FeePaid]
+    invoiced_usd: Decimal
+    paid_usd: Decimal
+    outstanding_usd: Decimal
+
+
+class OpenInfoRequest(ReadModel):
+    request_id: str
+    respond_by: date | None
+
+
+class FindingCounts(ReadModel):
+    error: int
+    warning: int
+    info: int
+
+
+class StatusView(ReadModel):
+    """One certification as the status views hold it."""
+
+    id: UUID
+    status: Status
+    is_certified: bool
+    organisation: dict[str, Any]
+    models: list[dict[str, Any]]
+    annual_revenue_usd: Decimal
+    tier: RevenueTier
+    fees: StatusFees
+    findings: FindingCounts
+    open_info_request: OpenInfoRequest | None
+    certified_since: date | None
+    valid_until: date | None
+    reevaluation_due_on: date | None
+    renew_by: date | None
+    created_at: datetime
+    last_event_at: datetime
+    version: int
+    position: int
+
+    @classmethod
+    def of(cls, row: StatusRow, today: date) -> "StatusView":
+        tier_fees = fees_for_tier(row.tier)
+        due = (
+            [FeeDue(kind=row.fee_due_kind, amount_usd=row.fee_due_usd)]
+            if row.fee_due_kind
+            else []
+        )
+        return cls(
+            id=row.id,
+            status=row.status,
+            is_certified=row.is_certified(today),
+            organisation=row.organisation,
+            models=row.models,
+            annual_revenue_usd=row.annual_revenue_usd,
+            tier=row.tier,
+            fees=StatusFees(
+                tier=row.tier,
+                submission_fee_usd=tier_fees.submission_fee,
+                annual_fee_usd=tier_fees.annual_fee,
+                due=due,
+                paid=[FeePaid(**dict(payment)) for payment in row.payments],
+                invoiced_usd=row.fees_invoiced_usd,
+                paid_usd=row.fees_paid_usd,
+                outstanding_usd=row.fee_due_usd,
+            ),
+            findings=FindingCounts(
+                error=row.findings_error,
+                warning=row.findings_warning,
+                info=row.findings_info,
+            ),
+            open_info_request=(
+                OpenInfoRequest(
+                    request_id=row.info_request_id, respond_by=row.info_respond_by
+                )
+                if row.info_request_id
+                else None
+            ),
+            certified_since=row.certified_since,
+            valid_until=row.valid_until,
+            reevaluation_due_on=row.reevaluation_due_on,
+            renew_by=row.renew_by,
+            created_at=row.created_at,
+            last_event_at=row.last_event_at,
+            version=row.version,
+            position=row.position,
+        )
+
+
+class StatusPage(ReadModel):
+    items: list[StatusView]
+    next_cursor: str | None
+    view_position: int
+
+
+class StatusTierCount(ReadModel):
+    status: Status
+    tier: RevenueTier
+    count: int
+
+
+class TierFees(ReadModel):
+    tier: RevenueTier
+    certifications: int
+    certified: int
+    invoiced_usd: Decimal
+    paid_usd: Decimal
+    outstanding_usd: Decimal
+
+
+class Stats(ReadModel):
+    counts: list[StatusTierCount]
+    by_status: dict[Status, int]
+    fees_by_tier: list[TierFees]
+    view_position: int
+
+
+class RegistryEntry(ReadModel):
+    organisation: str
+    website: str | None
+    country: str
+    models: list[str]
+    certified_since: date | None
+    valid_until: date | None
+    suspended: bool
+
+
+class Registry(ReadModel):
+    as_of: date
+    organisations: list[RegistryEntry]

@@ -1,15 +1,24 @@
 """``certd``: the one entry point of the service."""
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from datetime import date
 
 import structlog
 import uvicorn
 from pydantic import ValidationError
+from tqdm import tqdm
 
 from api.auth import TokenConfigError
-from service.composition import build_app
+from domain.certification import Status, day_of
+from projections.replay import compare, rebuild, swap
+from projections.runner import start_in_thread
+from projections.status_view import StatusRow
+from projections.views import SearchFilters
+from service.composition import Runtime, build_app, build_runtime
 from service.logs import configure_logging
 from service.settings import Settings
 from service.store import DatabaseUrlError
@@ -26,10 +35,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        result: int = args.run(settings, args)
+        runtime = build_runtime(settings)
     except (DatabaseUrlError, TokenConfigError) as error:
         print(f"certd: {error}", file=sys.stderr)
         return 2
+    try:
+        result: int = args.run(runtime, args)
+    except TokenConfigError as error:
+        print(f"certd: {error}", file=sys.stderr)
+        return 2
+    finally:
+        runtime.close()
     return result
 
 
@@ -39,27 +55,121 @@ def _parser() -> argparse.ArgumentParser:
         description="Lifecycle service of the Licensed Model certification.",
     )
     verbs = parser.add_subparsers(required=True, metavar="VERB")
+
     serve = verbs.add_parser(
-        "serve", help="run the whole service in one process (HTTP API)"
+        "serve", help="run the whole service in one process (API and projections)"
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=_serve)
+
+    project = verbs.add_parser(
+        "project", help="run only the projection runner, until SIGTERM"
+    )
+    project.set_defaults(run=_project)
+
+    replay = verbs.add_parser(
+        "replay",
+        help="rebuild the status views from the first event and compare them "
+        "with the live ones; exit 1 on any difference",
+    )
+    replay.add_argument(
+        "--swap",
+        action="store_true",
+        help="then replace the live views with the rebuilt ones",
+    )
+    replay.set_defaults(run=_replay)
+
+    listing = verbs.add_parser("list", help="print the status views as a table")
+    listing.add_argument("--status", choices=[status.value for status in Status])
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="one JSON object a line")
+    listing.set_defaults(run=_list)
     return parser
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    app = build_app(settings)
+def _serve(runtime: Runtime, args: argparse.Namespace) -> int:
+    app = build_app(runtime)
+    thread, stopping = start_in_thread(runtime.runner)
     log.info("serving", host=args.host, port=args.port)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        stopping.set()
+        thread.join(timeout=10)
     return 0
+
+
+def _project(runtime: Runtime, args: argparse.Namespace) -> int:
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    runtime.runner.run(stopping)
+    return 0
+
+
+def _replay(runtime: Runtime, args: argparse.Namespace) -> int:
+    target = runtime.views.position()
+    with tqdm(total=target, unit="event", desc="rebuilding", file=sys.stderr) as bar:
+        rebuilt, position = rebuild(
+            runtime.service,
+            runtime.views,
+            runtime.settings.reevaluation_lead_days,
+            progress=bar.update,
+        )
+    report = compare(runtime.views, rebuilt, position)
+    for difference in report.differences:
+        print(difference)
+    print(
+        f"rebuilt {report.rows} certifications up to position {position}: "
+        f"{len(report.differences)} differences, "
+        f"{report.moved_on} rows moved on since and not compared"
+    )
+    if args.swap:
+        swap(runtime.views, rebuilt)
+        print("the live views now hold the rebuilt rows")
+        return 0
+    rebuilt.drop()
+    return 1 if report.differences else 0
+
+
+def _list(runtime: Runtime, args: argparse.Namespace) -> int:
+    filters = SearchFilters(status=Status(args.status) if args.status else None)
+    today = day_of(runtime.service.clock.now())
+    rows, _ = runtime.views.search(filters, today, args.limit)
+    if args.json:
+        for row in rows:
+            print(row.model_dump_json())
+        return 0
+    print(_table(rows, today))
+    return 0
+
+
+def _table(rows: list[StatusRow], today: date) -> str:
+    header = ("id", "organisation", "status", "tier", "certified", "valid until")
+    lines = [
+        (
+            str(row.id),
+            row.organisation_name[:30],
+            row.status.value,
+            row.tier.value,
+            "yes" if row.is_certified(today) else "no",
+            row.valid_until.isoformat() if row.valid_until else "-",
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(6)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        for line in [header, *lines]
+    )
 
 
 if __name__ == "__main__":

@@ -21,5 +21,14 @@ class Settings(BaseSettings):
     reevaluation_lead_days: int = Field(default=60, ge=1, le=365)
     grace_days: int = Field(default=30, ge=0, le=365)
     postgres_pool_size: int = Field(default=10, ge=1, le=200)
+    projection_batch: int = Field(
+        default=1_000, ge=1, le=100_000, description="events per view transaction"
+    )
+    read_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="how long a query with min_position waits for the views",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,7 +1,15 @@
 """Translate a database URL into the ``eventsourcing`` persistence settings."""
 
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+from psycopg.conninfo import make_conninfo
+
+from projections.database import (
+    PostgresViewDatabase,
+    SQLiteViewDatabase,
+    ViewDatabase,
+)
 
 
 class DatabaseUrlError(ValueError):
@@ -61,3 +69,16 @@ def _postgres_env(database_url: str, pool_size: int) -> dict[str, str]:
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_CONNECT_TIMEOUT": "5",
     }
+
+
+def view_database(database_url: str, pool_size: int = 4) -> ViewDatabase:
+    """Open the database of the status views: the store's own database."""
+    env = persistence_env(database_url)
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+        return SQLiteViewDatabase(env["SQLITE_DBNAME"])
+    parts = urlsplit(database_url)
+    conninfo = urlunsplit(parts._replace(query=""))
+    if env["POSTGRES_SCHEMA"]:
+        search_path = f"-c search_path={env['POSTGRES_SCHEMA']}"
+        conninfo = make_conninfo(conninfo, options=search_path)
+    return PostgresViewDatabase(conninfo, pool_size)

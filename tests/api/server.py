@@ -203,6 +203,10 @@ class Api:
         self.server = server
         self.clients = {role: server.client(role) for role in ROLES}
         self.anonymous = server.client()
+        # Read-your-writes: queries wait for the last position a command stored.
+        self.last_position = 0
+        for client in self.clients.values():
+            client.event_hooks["response"].append(self._note_position)
         self.applicant = self.clients["applicant"]
         self.operator = self.clients["operator"]
         self.billing = self.clients["billing"]
@@ -264,8 +268,15 @@ class Api:
 
     # Queries, checked.
 
+    def _note_position(self, response: httpx.Response) -> None:
+        position = response.headers.get("store-position")
+        if position is not None:
+            self.last_position = max(self.last_position, int(position))
+
     def view(self, cid: str) -> dict[str, Any]:
-        answer = self.auditor.get(f"/v1/certifications/{cid}")
+        answer = self.auditor.get(
+            f"/v1/certifications/{cid}", params={"min_position": self.last_position}
+        )
         assert answer.status_code == 200, answer.text
         view: dict[str, Any] = answer.json()
         return view

@@ -43,10 +43,12 @@ ACCESS = [
     Route("POST", f"{ONE}/reinstatement", "operator", REASON),
     Route("POST", f"{ONE}/revocation", "operator", REASON),
     Route("POST", f"{ONE}/withdrawal", "applicant operator", REASON),
+    Route("GET", "/v1/certifications", "operator auditor", None),
     Route("GET", ONE, "applicant operator auditor", None),
     Route("GET", f"{ONE}/history", "operator auditor", None),
+    Route("GET", "/v1/stats", "operator auditor", None),
 ]
-PUBLIC = [("GET", "/healthz"), ("GET", "/readyz")]
+PUBLIC = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/registry")]
 
 
 def send(api: Api, route: Route, cid: str, headers: dict[str, str]) -> httpx.Response:

@@ -288,14 +288,18 @@ def test_the_applicant_can_withdraw_before_a_decision(api: Api, status: str) -> 
     assert api.submit(cid).status_code == 409
 
 
-def raise_reevaluation_due_in_process(database_url: str, cid: str, on: date) -> None:
+def raise_reevaluation_due_in_process(
+    api: Api, database_url: str, cid: str, on: date
+) -> None:
     """Do what the scheduler will do: raise the re-evaluation, on ``on``."""
     clock = FixedClock(datetime.combine(on, time(9), tzinfo=UTC))
     service = build_service(Settings(database_url=database_url), clock=clock)
     try:
-        service.raise_reevaluation_due(UUID(cid))
+        outcome = service.raise_reevaluation_due(UUID(cid))
     finally:
         service.close()
+    assert outcome.position is not None
+    api.last_position = outcome.position
 
 
 def test_a_renewal_keeps_the_certification_and_adds_a_year(
@@ -307,7 +311,7 @@ def test_a_renewal_keeps_the_certification_and_adds_a_year(
     due_on = date.fromisoformat(first["reevaluation_due_on"])
     assert due_on == valid_until - timedelta(days=60)
 
-    raise_reevaluation_due_in_process(module_database_url, cid, on=due_on)
+    raise_reevaluation_due_in_process(api, module_database_url, cid, on=due_on)
 
     due = api.view(cid)
     assert due["status"] == "reevaluation_due"
@@ -348,7 +352,7 @@ def test_a_renewal_under_way_can_be_suspended_and_reinstated(
 ) -> None:
     cid = api.bring_to("certified")
     due_on = date.fromisoformat(api.view(cid)["reevaluation_due_on"])
-    raise_reevaluation_due_in_process(module_database_url, cid, on=due_on)
+    raise_reevaluation_due_in_process(api, module_database_url, cid, on=due_on)
     api.submit(cid)
 
     suspended = api.operate(cid, "suspension")

@@ -1,0 +1,368 @@
+"""The status views' tables, and every query operations staff run on them.
+
+One table holds a row per certification: the whole row as JSON for reading,
+and the columns that filters, order and sums use. Its tracking record (how
+far into the store the table has been brought) is written in the same
+transaction as the rows, so a crash between the two cannot happen.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.certification import Status
+from domain.fees import RevenueTier
+from projections.database import Cursor, ViewDatabase
+from projections.status_view import StatusRow
+
+LIVE_TABLE = "certification_status"
+# Table names go into SQL text, so only these are allowed.
+_TABLE_NAME = re.compile(r"[a-z_]{1,40}")
+
+
+class ViewMovedError(RuntimeError):
+    """The view's position changed under a writer: another one is running."""
+
+
+class CursorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    status: Status | None = None
+    tier: RevenueTier | None = None
+    is_certified: bool | None = None
+    due_before: date | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    status: Status
+    tier: RevenueTier
+    count: int
+    certified: int
+    fees_invoiced_usd: Decimal
+    fees_paid_usd: Decimal
+    fees_outstanding_usd: Decimal
+
+
+class StatusViews:
+    """The status view table named ``table``, tracked under the same name."""
+
+    def __init__(self, db: ViewDatabase, table: str = LIVE_TABLE) -> None:
+        if not _TABLE_NAME.fullmatch(table):
+            msg = f"a view table name is lower-case letters and _, got {table!r}"
+            raise ValueError(msg)
+        self.db = db
+        self.table = table
+        self._for_update = " FOR UPDATE" if db.dialect == "postgres" else ""
+
+    def create(self) -> None:
+        with self.db.transaction() as cursor:
+            for statement in _schema(self.table):
+                cursor.execute(statement)
+            cursor.execute(
+                "INSERT INTO view_tracking (name, position) VALUES (:name, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                {"name": self.table},
+            )
+
+    def drop(self) -> None:
+        with self.db.transaction() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+            cursor.execute(
+                "DELETE FROM view_tracking WHERE name = :name", {"name": self.table}
+            )
+
+    def replace_with(self, other: StatusViews) -> None:
+        """Make this view a copy of ``other``, rows and position, at once."""
+        columns = ", ".join(_COLUMNS)
+        with self.db.transaction() as cursor:
+            self._lock_tracking(cursor)
+            cursor.execute(
+                "SELECT position FROM view_tracking WHERE name = :name",
+                {"name": other.table},
+            )
+            found = cursor.fetchone()
+            cursor.execute(f"DELETE FROM {self.table}")
+            cursor.execute(
+                f"INSERT INTO {self.table} ({columns}) "
+                f"SELECT {columns} FROM {other.table}"
+            )
+            cursor.execute(
+                "UPDATE view_tracking SET position = :position WHERE name = :name",
+                {
+                    "name": self.table,
+                    "position": int(found["position"]) if found else 0,
+                },
+            )
+
+    def position(self) -> int:
+        rows = self.db.query(
+            "SELECT position FROM view_tracking WHERE name = :name",
+            {"name": self.table},
+        )
+        return int(rows[0]["position"]) if rows else 0
+
+    def load(self, ids: Iterable[UUID]) -> dict[UUID, StatusRow]:
+        wanted = [str(certification_id) for certification_id in ids]
+        if not wanted:
+            return {}
+        names = {f"id{index}": value for index, value in enumerate(wanted)}
+        placeholders = ", ".join(f":{name}" for name in names)
+        rows = self.db.query(
+            f"SELECT row_json FROM {self.table} WHERE id IN ({placeholders})",
+            names,
+        )
+        loaded = (StatusRow.model_validate_json(row["row_json"]) for row in rows)
+        return {row.id: row for row in loaded}
+
+    def save(
+        self, rows: Sequence[StatusRow], from_position: int, to_position: int
+    ) -> None:
+        """Write rows and move the tracking from one position to the next.
+
+        Refuses (``ViewMovedError``) when the view is no longer at
+        ``from_position``, so two runners, or a runner and a swap, never
+        write the same events twice or skip any.
+        """
+        with self.db.transaction() as cursor:
+            self._move_tracking(cursor, from_position, to_position)
+            if rows:
+                cursor.executemany(_upsert(self.table), [_columns(r) for r in rows])
+
+    def get(self, certification_id: UUID) -> StatusRow | None:
+        return self.load([certification_id]).get(certification_id)
+
+    def search(
+        self,
+        filters: SearchFilters,
+        today: date,
+        limit: int,
+        after: str | None = None,
+    ) -> tuple[list[StatusRow], str | None]:
+        """Return a page in a stable order (creation time, then id) and the
+        cursor of the next page, or None on the last page."""
+        clauses, params = _where(filters, today)
+        if after is not None:
+            created_at, last_id = decode_cursor(after)
+            clauses.append("(created_at, id) > (:after_created_at, :after_id)")
+            params.update(after_created_at=created_at, after_id=last_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        params["limit"] = limit + 1
+        rows = self.db.query(
+            f"SELECT row_json FROM {self.table} {where} "
+            "ORDER BY created_at, id LIMIT :limit",
+            params,
+        )
+        page = [StatusRow.model_validate_json(row["row_json"]) for row in rows]
+        if len(page) <= limit:
+            return page, None
+        page = page[:limit]
+        return page, encode_cursor(page[-1])
+
+    def stats(self, today: date) -> list[StatsRow]:
+        rows = self.db.query(
+            "SELECT status, tier, COUNT(*) AS count, "
+            "SUM(CASE WHEN holds_certificate = 1 AND valid_until >= :today "
+            "THEN 1 ELSE 0 END) AS certified, "
+            "SUM(fees_invoiced_cents) AS invoiced, SUM(fees_paid_cents) AS paid, "
+            "SUM(fee_due_cents) AS outstanding "
+            f"FROM {self.table} GROUP BY status, tier ORDER BY status, tier",
+            {"today": today.isoformat()},
+        )
+        return [
+            StatsRow(
+                status=Status(row["status"]),
+                tier=RevenueTier(row["tier"]),
+                count=int(row["count"]),
+                certified=int(row["certified"]),
+                fees_invoiced_usd=_usd(row["invoiced"]),
+                fees_paid_usd=_usd(row["paid"]),
+                fees_outstanding_usd=_usd(row["outstanding"]),
+            )
+            for row in rows
+        ]
+
+    def registry(self, today: date) -> list[StatusRow]:
+        """Organisations certified today, and suspended ones that would be."""
+        rows = self.db.query(
+            f"SELECT row_json FROM {self.table} "
+            "WHERE (holds_certificate = 1 OR status = 'suspended') "
+            "AND valid_until >= :today ORDER BY organisation_key, id",
+            {"today": today.isoformat()},
+        )
+        return [StatusRow.model_validate_json(row["row_json"]) for row in rows]
+
+    def all_rows(self) -> Iterator[StatusRow]:
+        for row in self.db.query(f"SELECT row_json FROM {self.table} ORDER BY id"):
+            yield StatusRow.model_validate_json(row["row_json"])
+
+    def _lock_tracking(self, cursor: Cursor) -> int | None:
+        cursor.execute(
+            "SELECT position FROM view_tracking WHERE name = :name" + self._for_update,
+            {"name": self.table},
+        )
+        found = cursor.fetchone()
+        return int(found["position"]) if found else None
+
+    def _move_tracking(
+        self, cursor: Cursor, from_position: int, to_position: int
+    ) -> None:
+        current = self._lock_tracking(cursor)
+        if current != from_position:
+            msg = (
+                f"view {self.table} is at position {current}, "
+                f"not {from_position}: another writer moved it"
+            )
+            raise ViewMovedError(msg)
+        cursor.execute(
+            "UPDATE view_tracking SET position = :position WHERE name = :name",
+            {"name": self.table, "position": to_position},
+        )
+
+
+def encode_cursor(row: StatusRow) -> str:
+    raw = json.dumps([_instant(row.created_at), str(row.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, last_id = json.loads(base64.urlsafe_b64decode(padded))
+        return str(created_at), str(UUID(str(last_id)))
+    except (ValueError, TypeError) as error:
+        msg = "cursor is not one this service gave; start again without it"
+        raise CursorError(msg) from error
+
+
+def _where(filters: SearchFilters, today: date) -> tuple[list[str], dict[str, Any]]:
+    clauses: list[str] = []
+    params: dict[str, Any] = {"today": today.isoformat()}
+    if filters.status is not None:
+        clauses.append("status = :status")
+        params["status"] = filters.status.value
+    if filters.tier is not None:
+        clauses.append("tier = :tier")
+        params["tier"] = filters.tier.value
+    if filters.is_certified is True:
+        clauses.append("holds_certificate = 1 AND valid_until >= :today")
+    elif filters.is_certified is False:
+        clauses.append(
+            "(holds_certificate = 0 OR valid_until IS NULL OR valid_until < :today)"
+        )
+    if filters.due_before is not None:
+        clauses.append("reevaluation_due_on < :due_before")
+        params["due_before"] = filters.due_before.isoformat()
+    if filters.q:
+        clauses.append("organisation_key LIKE :q ESCAPE '\\'")
+        params["q"] = f"%{_escape_like(filters.q.casefold())}%"
+    return clauses, params
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _schema(table: str) -> list[str]:
+    return [
+        "CREATE TABLE IF NOT EXISTS view_tracking ("
+        "name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        "id TEXT PRIMARY KEY, "
+        "organisation_key TEXT NOT NULL, "
+        "status TEXT NOT NULL, "
+        "tier TEXT NOT NULL, "
+        "holds_certificate INTEGER NOT NULL, "
+        "valid_until TEXT, "
+        "reevaluation_due_on TEXT, "
+        "renew_by TEXT, "
+        "fees_invoiced_cents BIGINT NOT NULL, "
+        "fees_paid_cents BIGINT NOT NULL, "
+        "fee_due_cents BIGINT NOT NULL, "
+        "created_at TEXT NOT NULL, "
+        "position BIGINT NOT NULL, "
+        "row_json TEXT NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS {table}_order ON {table} (created_at, id)",
+        f"CREATE INDEX IF NOT EXISTS {table}_status "
+        f"ON {table} (status, created_at, id)",
+        f"CREATE INDEX IF NOT EXISTS {table}_due ON {table} (reevaluation_due_on)",
+        f"CREATE INDEX IF NOT EXISTS {table}_renew_by ON {table} (renew_by)",
+        f"CREATE INDEX IF NOT EXISTS {table}_certified "
+        f"ON {table} (holds_certificate, valid_until)",
+    ]
+
+
+_COLUMNS = (
+    "id",
+    "organisation_key",
+    "status",
+    "tier",
+    "holds_certificate",
+    "valid_until",
+    "reevaluation_due_on",
+    "renew_by",
+    "fees_invoiced_cents",
+    "fees_paid_cents",
+    "fee_due_cents",
+    "created_at",
+    "position",
+    "row_json",
+)
+
+
+def _upsert(table: str) -> str:
+    names = ", ".join(_COLUMNS)
+    values = ", ".join(f":{name}" for name in _COLUMNS)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({values}) "
+        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+    )
+
+
+def _columns(row: StatusRow) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "organisation_key": row.organisation_name.casefold(),
+        "status": row.status.value,
+        "tier": row.tier.value,
+        "holds_certificate": int(row.holds_certificate),
+        "valid_until": _day(row.valid_until),
+        "reevaluation_due_on": _day(row.reevaluation_due_on),
+        "renew_by": _day(row.renew_by),
+        "fees_invoiced_cents": _cents(row.fees_invoiced_usd),
+        "fees_paid_cents": _cents(row.fees_paid_usd),
+        "fee_due_cents": _cents(row.fee_due_usd),
+        "created_at": _instant(row.created_at),
+        "position": row.position,
+        "row_json": row.model_dump_json(),
+    }
+
+
+def _day(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def _instant(instant: datetime) -> str:
+    """An ISO UTC time with fixed width, so that text order is time order."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _cents(amount: Decimal) -> int:
+    return int(amount * 100)
+
+
+def _usd(cents: Any) -> Decimal:
+    return Decimal(int(cents or 0)) / 100
