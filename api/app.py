@@ -43,7 +43,7 @@ from service.application import (
     event_data,
 )
 
-log = structlog.get_logger("certd.api")
+log = structlog.get_logger(component="certd.api")
 
 POSITION_HEADER = "Store-Position"
 

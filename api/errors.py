@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from domain.errors import InvalidCommandError, RefusedError
 from service.application import CertificationNotFoundError, StoreUnavailableError
 
-log = structlog.get_logger("certd.api")
+log = structlog.get_logger(component="certd.api")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ On PostgreSQL it sleeps on the store's NOTIFY; SQLite has none, so it polls.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from domain.certification import Certification
 from projections.status_view import StatusRow, evolve
 from projections.views import StatusViews, ViewMovedError
 
-log = structlog.get_logger("certd.projections")
+log = structlog.get_logger(component="certd.projections")
 
 
 class ProjectionRunner:
@@ -62,17 +63,38 @@ class ProjectionRunner:
             total += count
         return total
 
-    def run(self, stopping: threading.Event, idle_wait: float = 1.0) -> None:
-        """Keep projecting until ``stopping`` is set; a failed batch is retried."""
+    def run(
+        self,
+        stopping: threading.Event,
+        idle_wait: float = 1.0,
+        report_every: float = 30.0,
+    ) -> None:
+        """Keep projecting until ``stopping`` is set; a failed batch is retried.
+
+        Logs the view's position and lag at start and every ``report_every``
+        seconds, so a view falling behind shows in the logs.
+        """
         log.info("projection_started", table=self.views.table, lag=self.lag())
+        next_report = time.monotonic() + report_every
         while not stopping.is_set():
             try:
                 if not self.run_once():
                     self.views.db.wait_for_news(self._channel, idle_wait)
+                if time.monotonic() >= next_report:
+                    next_report = time.monotonic() + report_every
+                    self._report()
             except Exception:
                 log.exception("projection_batch_failed", table=self.views.table)
                 stopping.wait(1.0)
         log.info("projection_stopped", table=self.views.table)
+
+    def _report(self) -> None:
+        log.info(
+            "projection_position",
+            table=self.views.table,
+            position=self.views.position(),
+            lag=self.lag(),
+        )
 
     def lag(self) -> int:
         """How many store positions the view is behind."""

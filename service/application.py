@@ -39,7 +39,7 @@ from domain.forms import (
     SubmissionForm,
 )
 
-log = structlog.get_logger("certd.commands")
+log = structlog.get_logger(component="certd.commands")
 
 T = TypeVar("T")
 
@@ -135,7 +135,6 @@ class CertificationService(Application[UUID]):
             if idempotency_key
             else uuid4()
         )
-        bound = log.bind(certification_id=str(certification_id), command="start")
         certification = Certification.start(
             form, id=certification_id, actor=actor, at=self.clock.now()
         )
@@ -145,14 +144,14 @@ class CertificationService(Application[UUID]):
         except ConcurrentWriteError:
             first_stored = self.history(certification_id)[0]
             if event_data(first_stored) != event_data(started):
-                bound.info("command_handled", outcome="refused")
+                _log_command(certification_id, "start", "refused")
                 raise IdempotencyKeyReusedError(
                     "Idempotency-Key",
                     "this key already started an application with another body",
                 ) from None
-            bound.info("command_handled", outcome="repeat")
+            _log_command(certification_id, "start", "repeat")
             return Outcome(self.get(certification_id), None)
-        bound.info("command_handled", outcome="accepted", position=position)
+        _log_command(certification_id, "start", "accepted", position=position)
         return Outcome(certification, position)
 
     def submit(
@@ -288,17 +287,17 @@ class CertificationService(Application[UUID]):
         command: str,
         decide: Callable[[Certification], Any],
     ) -> Outcome:
-        bound = log.bind(certification_id=str(certification_id), command=command)
         certification = self.get(certification_id)
         try:
             decide(certification)
             position = self.store_changes(certification)
         except CertificationError as error:
-            bound.info("command_handled", outcome=_outcome_of(error))
+            _log_command(certification_id, command, _outcome_of(error))
             raise
-        bound.info(
-            "command_handled",
-            outcome="accepted",
+        _log_command(
+            certification_id,
+            command,
+            "accepted",
             version=certification.version,
             position=position,
         )
@@ -307,18 +306,18 @@ class CertificationService(Application[UUID]):
     def _pay(
         self, certification_id: UUID, form: PaymentForm, actor: Actor
     ) -> PaymentOutcome:
-        bound = log.bind(certification_id=str(certification_id), command="pay")
         certification = self.get(certification_id)
         is_repeat = form.reference in certification.payments
         try:
             record = certification.pay(form, actor=actor, at=self.clock.now())
             position = None if is_repeat else self.store_changes(certification)
         except CertificationError as error:
-            bound.info("command_handled", outcome=_outcome_of(error), kind=form.kind)
+            _log_command(certification_id, "pay", _outcome_of(error), kind=form.kind)
             raise
-        bound.info(
-            "command_handled",
-            outcome="repeat" if is_repeat else "accepted",
+        _log_command(
+            certification_id,
+            "pay",
+            "repeat" if is_repeat else "accepted",
             kind=form.kind,
             position=position,
         )
@@ -349,6 +348,18 @@ def event_data(event: DomainEventProtocol[Any]) -> dict[str, Any]:
         for key, value in vars(event).items()
         if key not in bookkeeping and key != "originator_topic"
     }
+
+
+def _log_command(
+    certification_id: UUID, command: str, outcome: str, **fields: object
+) -> None:
+    log.info(
+        "command_handled",
+        certification_id=str(certification_id),
+        command=command,
+        outcome=outcome,
+        **fields,
+    )
 
 
 def _outcome_of(error: CertificationError) -> str:

@@ -23,7 +23,7 @@ from service.logs import configure_logging
 from service.settings import Settings
 from service.store import DatabaseUrlError
 
-log = structlog.get_logger("certd")
+log = structlog.get_logger(component="certd")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

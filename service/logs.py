@@ -10,10 +10,14 @@ import structlog
 def configure_logging(
     level: str = "info", fmt: Literal["auto", "json", "console"] = "auto"
 ) -> None:
-    """Route structlog and the standard library's loggers to stderr.
+    """Write the service's own events and other libraries' logs to stderr.
 
-    Context bound with ``structlog.contextvars`` (the request id, for one)
-    appears on every line logged while it is bound.
+    The service's events go straight from structlog to stderr, without the
+    standard library's logging machinery: a command's log line is on its hot
+    path. Other libraries (uvicorn, eventsourcing) log through the standard
+    library, rendered the same way. Context bound with
+    ``structlog.contextvars`` (the request id, for one) appears on every line
+    logged while it is bound.
     """
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
@@ -23,23 +27,31 @@ def configure_logging(
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    _route_standard_logging(
+        level, [*shared, structlog.stdlib.add_logger_name], renderer
+    )
+
+
+def _route_standard_logging(
+    level: str,
+    pre_chain: list[structlog.typing.Processor],
+    renderer: structlog.typing.Processor,
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=pre_chain,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,

@@ -1,0 +1,1 @@
+"""Benchmarks of the certification service (run from the repository root)."""
