@@ -16,6 +16,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from api.auth import Role, require
 from api.schemas import (
@@ -31,7 +32,7 @@ from domain.actor import Actor
 from domain.certification import Status, day_of
 from domain.fees import RevenueTier
 from projections.status_view import StatusRow
-from projections.views import SearchFilters, StatsRow, StatusViews
+from projections.views import CursorError, SearchFilters, StatsRow, StatusViews
 from service.application import (
     CertificationNotFoundError,
     CertificationService,
@@ -84,6 +85,12 @@ def wait_for_position(
     return position
 
 
+def invalid_query(name: str, message: str) -> RequestValidationError:
+    """Return the 422 that names a query parameter, as FastAPI's own would."""
+    problem = {"type": "value_error", "loc": ("query", name), "msg": message}
+    return RequestValidationError([problem])
+
+
 def query_routes(read_wait_seconds: float) -> APIRouter:
     router = APIRouter(tags=["queries"])
 
@@ -108,10 +115,16 @@ def query_routes(read_wait_seconds: float) -> APIRouter:
         min_position: MinPosition = None,
     ) -> StatusPage:
         """Status views, oldest application first, a page at a time."""
+        if q is not None and "\x00" in q:
+            # PostgreSQL text cannot hold one, so no name can match it.
+            raise invalid_query("q", "must not contain a NUL character")
         position = wait_for_position(views, min_position, read_wait_seconds)
         today = day_of(service.clock.now())
         filters = SearchFilters(status, tier, is_certified, due_before, q)
-        rows, next_cursor = views.search(filters, today, limit, cursor)
+        try:
+            rows, next_cursor = views.search(filters, today, limit, cursor)
+        except CursorError as error:
+            raise invalid_query("cursor", str(error)) from error
         response.headers[VIEW_POSITION_HEADER] = str(position)
         return StatusPage(
             items=[StatusView.of(row, today) for row in rows],
@@ -139,10 +152,12 @@ def query_routes(read_wait_seconds: float) -> APIRouter:
         actor: Staff,
         views: Views,
         service: Service,
+        response: Response,
         min_position: MinPosition = None,
     ) -> Stats:
         """Counts by status and tier; fees invoiced, paid and outstanding."""
         position = wait_for_position(views, min_position, read_wait_seconds)
+        response.headers[VIEW_POSITION_HEADER] = str(position)
         rows = views.stats(day_of(service.clock.now()))
         return _stats(rows, position)
 

@@ -180,6 +180,7 @@ class Certification(Aggregate):
 
         def apply(self, cert: Certification) -> None:
             cert.status = Status.REJECTED
+            cert.open_info_request = None
 
     class AnnualFeePaid(Event):
         amount_usd: Decimal
@@ -236,12 +237,14 @@ class Certification(Aggregate):
 
         def apply(self, cert: Certification) -> None:
             cert.status = Status.REVOKED
+            cert.open_info_request = None
 
     class Withdrawn(Event):
         reason: str
 
         def apply(self, cert: Certification) -> None:
             cert.status = Status.WITHDRAWN
+            cert.open_info_request = None
 
     # Commands.
 

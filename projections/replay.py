@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from eventsourcing.application import Application
+from pydantic_core import to_jsonable_python
 
 from projections.runner import ProjectionRunner
 from projections.status_view import StatusRow
@@ -32,9 +33,11 @@ class Difference:
     rebuilt: object
 
     def __str__(self) -> str:
+        # Shown as JSON values ('revoked', '2027-03-01'), not Python reprs.
+        live = to_jsonable_python(self.live)
+        rebuilt = to_jsonable_python(self.rebuilt)
         return (
-            f"{self.certification_id} {self.field}: "
-            f"live {self.live!r}, rebuilt {self.rebuilt!r}"
+            f"{self.certification_id} {self.field}: live {live!r}, rebuilt {rebuilt!r}"
         )
 
 
@@ -81,6 +84,11 @@ def compare(live: StatusViews, rebuilt: StatusViews, position: int) -> ReplayRep
         differences.extend(
             _differences(certification_id, live_row, rebuilt_rows.get(certification_id))
         )
+    differences.extend(
+        Difference(certification_id, f"column {name}", stored, expected)
+        for certification_id, name, stored, expected in live.column_drift()
+        if live_rows[certification_id].position <= position
+    )
     return ReplayReport(position, len(rebuilt_rows), differences, moved_on)
 
 

@@ -57,10 +57,15 @@ class ProjectionRunner:
         return len(notifications)
 
     def catch_up(self) -> int:
-        """Project until the view reaches the store's last event."""
+        """Project until the view reaches the store's last event as of now.
+
+        A batch lost to another runner is not the end: the loop goes on
+        from wherever that runner left the view.
+        """
+        target = self.store.recorder.max_notification_id() or 0
         total = 0
-        while count := self.run_once():
-            total += count
+        while self.views.position() < target:
+            total += self.run_once(stop=target)
         return total
 
     def run(

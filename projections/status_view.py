@@ -173,9 +173,12 @@ def _end_or_interrupt(row: StatusRow, event: Certification.Event) -> dict[str, A
             "renew_by": event.renew_by,
         }
     if isinstance(event, Certification.Suspended):
-        return {"status": Status.SUSPENDED}
+        # Nothing can be paid while suspended; the fee falls due again on
+        # reinstatement, as the aggregate's ``fees_due`` says.
+        return {"status": Status.SUSPENDED, **_fee_due(None, Decimal(0))}
     if isinstance(event, Certification.Reinstated):
-        return {"status": Status(event.status)}
+        restored = Status(event.status)
+        return {"status": restored, **_fee_due_in(restored, row.tier)}
     final = {
         Certification.Rejected: Status.REJECTED,
         Certification.CertificationLapsed: Status.LAPSED,
@@ -206,6 +209,20 @@ def _submitted(event: Certification.SubmissionReceived) -> dict[str, Any]:
         "findings_warning": counts[Severity.WARNING],
         "findings_info": counts[Severity.INFO],
     }
+
+
+def _fee_due(kind: FeeKind | None, amount: Decimal) -> dict[str, Any]:
+    return {"fee_due_kind": kind, "fee_due_usd": amount}
+
+
+def _fee_due_in(status: Status, tier: RevenueTier) -> dict[str, Any]:
+    """Return the fee a certification in ``status`` owes, invoiced before."""
+    tier_fees = fees_for_tier(tier)
+    if status is Status.SUBMITTED:
+        return _fee_due(FeeKind.SUBMISSION_FEE, tier_fees.submission_fee)
+    if status is Status.APPROVED:
+        return _fee_due(FeeKind.ANNUAL_FEE, tier_fees.annual_fee)
+    return _fee_due(None, Decimal(0))
 
 
 def _invoice(row: StatusRow, kind: FeeKind, amount: Decimal) -> dict[str, Any]:

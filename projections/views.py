@@ -208,6 +208,19 @@ class StatusViews:
         for row in self.db.query(f"SELECT row_json FROM {self.table} ORDER BY id"):
             yield StatusRow.model_validate_json(row["row_json"])
 
+    def column_drift(self) -> Iterator[tuple[UUID, str, object, object]]:
+        """Yield each filter column that disagrees with its row's JSON.
+
+        Filters, sums and the registry read the columns; a change to them
+        alone would otherwise go unseen by a comparison of rows.
+        """
+        names = ", ".join(_COLUMNS)
+        for stored in self.db.query(f"SELECT {names} FROM {self.table} ORDER BY id"):
+            row = StatusRow.model_validate_json(stored["row_json"])
+            for name, expected in _columns(row).items():
+                if stored[name] != expected:
+                    yield row.id, name, stored[name], expected
+
     def _lock_tracking(self, cursor: Cursor) -> int | None:
         cursor.execute(
             "SELECT position FROM view_tracking WHERE name = :name" + self._for_update,
@@ -241,7 +254,12 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, last_id = json.loads(base64.urlsafe_b64decode(padded))
-        return str(created_at), str(UUID(str(last_id)))
+        # Only a time with its zone can be compared with the stored ones.
+        instant = datetime.fromisoformat(created_at)
+        if instant.tzinfo is None:
+            msg = f"the cursor's time {created_at!r} has no timezone"
+            raise ValueError(msg)
+        return _instant(instant), str(UUID(str(last_id)))
     except (ValueError, TypeError) as error:
         msg = "cursor is not one this service gave; start again without it"
         raise CursorError(msg) from error

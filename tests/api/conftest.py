@@ -51,16 +51,28 @@ def own_server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     process.stop()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "server_answers(*statuses): 5xx statuses a test asks its server for",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _server_never_fails(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail a test during which its server logged an error or answered 5xx."""
+    """Fail a test during which its server logged an error or answered 5xx.
+
+    A test marked ``server_answers(503)`` may see that status, and only that.
+    """
     servers = [
         request.getfixturevalue(name)
         for name in ("server", "own_server")
         if name in request.fixturenames
     ]
+    marker = request.node.get_closest_marker("server_answers")
+    expected = frozenset(marker.args) if marker else frozenset()
     offsets = [(process, process.log_size()) for process in servers]
     yield
     for process, offset in offsets:
-        failures = process.server_errors_since(offset)
+        failures = process.server_errors_since(offset, expected)
         assert not failures, "the server failed:\n" + "\n".join(failures)

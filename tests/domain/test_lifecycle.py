@@ -1184,3 +1184,14 @@ def test_replaying_a_full_lifecycle_rebuilds_its_payments() -> None:
     assert rebuilt.status is Status.WITHDRAWN
     assert rebuilt.valid_until == RENEWED_UNTIL
     assert rebuilt == cert
+
+
+@pytest.mark.parametrize("end", [revoke, withdraw])
+def test_ending_a_certification_closes_its_open_info_request(
+    end: Callable[[], Step],
+) -> None:
+    cert = given(*AWAITING_INFO)
+
+    when(cert, end())
+
+    assert cert.open_info_request is None

@@ -1,0 +1,190 @@
+"""Each status view row says what its certification's aggregate says."""
+
+from datetime import UTC, date, datetime
+from uuid import UUID
+
+from domain.certification import Status
+from domain.clock import FixedClock
+from service.composition import Runtime
+from tests.projections.steps import (
+    START,
+    Steps,
+    disagreements,
+    last_positions,
+    morning_of,
+    submission_with_findings,
+)
+
+# Certified on START, so valid until 2027-03-01, due for re-evaluation from
+# 2026-12-31 (60 days before) and lapsing after 2027-03-31 (30 days' grace).
+DURING_REEVALUATION = morning_of(date(2027, 1, 5))
+AFTER_GRACE = morning_of(date(2027, 4, 1))
+INSTANTS = (
+    START,
+    DURING_REEVALUATION,
+    datetime(2027, 3, 1, 23, 59, tzinfo=UTC),
+    datetime(2027, 3, 2, 0, 0, tzinfo=UTC),
+    AFTER_GRACE,
+    datetime(2028, 3, 2, tzinfo=UTC),
+)
+
+
+def drive_every_situation(steps: Steps, clock: FixedClock) -> dict[str, UUID]:
+    """Leave one certification in each situation of the lifecycle."""
+    ids: dict[str, UUID] = {}
+    ids["applied"] = steps.start("Applied Co")
+    ids["submitted"] = steps.start("Submitted Co", revenue=7_000_000)
+    steps.submit(ids["submitted"], submission_with_findings())
+    ids["in_review"] = steps.in_review("Reviewed Co", revenue=50_000)
+    ids["awaiting_info"] = steps.in_review("Asked Co")
+    steps.request_info(ids["awaiting_info"], respond_by=date(2026, 3, 20))
+    ids["info_provided"] = steps.in_review("Answered Co")
+    steps.request_info(ids["info_provided"], respond_by=date(2026, 3, 20))
+    steps.provide_info(ids["info_provided"])
+    ids["approved"] = steps.in_review("Approved Co", revenue=20_000_000)
+    steps.approve(ids["approved"])
+    ids["rejected"] = steps.in_review("Rejected Co")
+    steps.reject(ids["rejected"])
+    ids["certified"] = steps.certify("Certified Co")
+    ids["suspended"] = steps.certify("Suspended Co")
+    steps.suspend(ids["suspended"])
+    ids["reinstated"] = steps.certify("Reinstated Co")
+    steps.suspend(ids["reinstated"])
+    steps.reinstate(ids["reinstated"])
+    ids["revoked"] = steps.certify("Revoked Co")
+    steps.revoke(ids["revoked"])
+    ids["withdrawn_awaiting_info"] = steps.in_review("Withdrawn Co")
+    steps.request_info(ids["withdrawn_awaiting_info"], respond_by=date(2026, 4, 1))
+    steps.withdraw(ids["withdrawn_awaiting_info"])
+    ids["withdrawn_approved"] = steps.in_review("Withdrawn Approved Co")
+    steps.approve(ids["withdrawn_approved"])
+    steps.withdraw(ids["withdrawn_approved"])
+    renewing = {
+        name: steps.certify(f"{name.replace('_', ' ').title()} Co")
+        for name in (
+            "reevaluation_due",
+            "renewal_in_review",
+            "renewal_awaiting_info",
+            "renewal_approved",
+            "renewal_suspended",
+            "renewal_reinstated",
+            "renewed",
+            "lapsed",
+        )
+    }
+    ids.update(renewing)
+
+    clock.set(DURING_REEVALUATION)
+    service = steps.service
+    for cert_id in renewing.values():
+        service.raise_reevaluation_due(cert_id)
+    resubmission = submission_with_findings()
+    resubmission["annual_revenue_usd"] = "6000000"
+    for name in list(renewing)[1:-1]:
+        steps.submit(ids[name], resubmission if name != "renewed" else None)
+    steps.request_info(ids["renewal_awaiting_info"], respond_by=date(2027, 2, 1))
+    for name in ("renewal_approved", "renewal_suspended", "renewal_reinstated"):
+        steps.approve(ids[name])
+    steps.suspend(ids["renewal_suspended"])
+    steps.suspend(ids["renewal_reinstated"])
+    steps.reinstate(ids["renewal_reinstated"])
+    steps.approve(ids["renewed"])
+    steps.pay_due(ids["renewed"])
+
+    clock.set(AFTER_GRACE)
+    service.lapse(ids["lapsed"])
+    return ids
+
+
+def test_every_row_agrees_with_its_certification_in_every_situation(
+    runtime: Runtime, steps: Steps, clock: FixedClock
+) -> None:
+    ids = drive_every_situation(steps, clock)
+
+    runtime.runner.catch_up()
+
+    positions = last_positions(runtime.service)
+    rows = {row.id: row for row in runtime.views.all_rows()}
+    assert {row.status for row in rows.values()} == set(Status)
+    assert rows.keys() == set(ids.values())
+    mismatches = {
+        (name, at.isoformat()): found
+        for name, cert_id in ids.items()
+        for at in INSTANTS
+        if (
+            found := disagreements(
+                rows[cert_id], runtime.service.get(cert_id), positions[cert_id], at
+            )
+        )
+    }
+    assert mismatches == {}
+
+
+def test_a_renewal_moves_the_tier_and_adds_a_year_to_the_row(
+    runtime: Runtime, steps: Steps, clock: FixedClock
+) -> None:
+    ids = drive_every_situation(steps, clock)
+
+    runtime.runner.catch_up()
+
+    renewed = runtime.views.get(ids["renewed"])
+    approved = runtime.views.get(ids["renewal_approved"])
+    assert renewed is not None
+    assert approved is not None
+    assert renewed.valid_until == date(2028, 3, 1)
+    assert renewed.certified_since == START.date()
+    assert renewed.is_certified(AFTER_GRACE.date())
+    assert approved.tier.value == "5m_to_10m"
+    assert (approved.fee_due_kind, approved.fee_due_usd) == ("annual_fee", 4_000)
+    assert approved.fees_paid_usd == 150 + 1_000
+    assert (approved.findings_error, approved.findings_warning) == (1, 1)
+    assert approved.findings_info == 1
+
+
+def fees_seen(runtime: Runtime, cert_id: UUID) -> tuple[object, ...]:
+    """Status, fee due and fees invoiced of a row, once the view caught up."""
+    runtime.runner.catch_up()
+    row = runtime.views.get(cert_id)
+    assert row is not None
+    return (row.status, row.fee_due_usd, row.fees_invoiced_usd)
+
+
+def test_a_suspended_renewal_owes_its_fee_again_only_once_reinstated(
+    runtime: Runtime, steps: Steps, clock: FixedClock
+) -> None:
+    cert_id = steps.certify("Paused Co")
+    clock.set(DURING_REEVALUATION)
+    runtime.service.raise_reevaluation_due(cert_id)
+    steps.submit(cert_id)
+    steps.approve(cert_id)
+
+    approved = fees_seen(runtime, cert_id)
+    steps.suspend(cert_id)
+    suspended = fees_seen(runtime, cert_id)
+    steps.reinstate(cert_id)
+    reinstated = fees_seen(runtime, cert_id)
+
+    assert [approved, suspended, reinstated] == [
+        (Status.APPROVED, 1_000, 150 + 1_000 + 1_000),
+        (Status.SUSPENDED, 0, 150 + 1_000 + 1_000),
+        (Status.APPROVED, 1_000, 150 + 1_000 + 1_000),
+    ]
+
+
+def test_the_lag_is_zero_after_catching_up_and_grows_with_each_new_event(
+    runtime: Runtime, steps: Steps
+) -> None:
+    cert_id = steps.certify("Lagging Co")
+
+    runtime.runner.catch_up()
+    caught_up = runtime.runner.lag()
+    steps.suspend(cert_id)
+    behind = runtime.runner.lag()
+    steps.reinstate(cert_id)
+    further_behind = runtime.runner.lag()
+    runtime.runner.catch_up()
+
+    assert caught_up == 0
+    assert (behind, further_behind) == (1, 2)
+    assert runtime.runner.lag() == 0
+    assert runtime.views.position() == runtime.service.ping_store()
