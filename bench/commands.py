@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import logging
 import os
 import platform
 import statistics
@@ -405,11 +404,8 @@ def table(results: list[dict[str, Any]], ratios: dict[str, float]) -> str:
 
 def quiet_service_logs(level: str) -> None:
     """Log as ``certd serve`` does (JSON lines), but into /dev/null."""
-    configure_logging(level, "json")
     sink = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sink)
+    configure_logging(level, "json", stream=sink)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

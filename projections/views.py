@@ -204,6 +204,27 @@ class StatusViews:
         )
         return [StatusRow.model_validate_json(row["row_json"]) for row in rows]
 
+    def due_for_reevaluation(self, today: date) -> list[UUID]:
+        """Certified certifications whose re-evaluation is due, oldest first."""
+        rows = self.db.query(
+            f"SELECT id FROM {self.table} "
+            "WHERE reevaluation_due_on <= :today AND status = 'certified' "
+            "ORDER BY reevaluation_due_on, id",
+            {"today": today.isoformat()},
+        )
+        return [UUID(row["id"]) for row in rows]
+
+    def past_renewal_deadline(self, today: date) -> list[UUID]:
+        """Renewals still open after their last day, oldest deadline first."""
+        rows = self.db.query(
+            f"SELECT id FROM {self.table} "
+            "WHERE renew_by < :today AND status IN "
+            "('reevaluation_due', 'in_review', 'awaiting_info', 'approved') "
+            "ORDER BY renew_by, id",
+            {"today": today.isoformat()},
+        )
+        return [UUID(row["id"]) for row in rows]
+
     def all_rows(self) -> Iterator[StatusRow]:
         for row in self.db.query(f"SELECT row_json FROM {self.table} ORDER BY id"):
             yield StatusRow.model_validate_json(row["row_json"])

@@ -1,1 +1,1 @@
-"""The re-evaluation and lapse scheduler. Empty so far."""
+"""The re-evaluation and lapse scheduler: passes over the status view."""

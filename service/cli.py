@@ -5,7 +5,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 import structlog
 import uvicorn
@@ -14,10 +14,12 @@ from tqdm import tqdm
 
 from api.auth import TokenConfigError
 from domain.certification import Status, day_of
+from domain.clock import FixedClock
 from projections.replay import compare, rebuild, swap
 from projections.runner import start_in_thread
 from projections.status_view import StatusRow
 from projections.views import SearchFilters
+from scheduler.jobs import start_scheduler
 from service.composition import Runtime, build_app, build_runtime
 from service.logs import configure_logging
 from service.settings import Settings
@@ -34,8 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"certd: invalid settings:\n{error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    pretend_now = getattr(args, "now", None)
     try:
-        runtime = build_runtime(settings)
+        runtime = build_runtime(
+            settings, FixedClock(pretend_now) if pretend_now else None
+        )
     except (DatabaseUrlError, TokenConfigError) as error:
         print(f"certd: {error}", file=sys.stderr)
         return 2
@@ -80,6 +85,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(run=_replay)
 
+    schedule = verbs.add_parser(
+        "schedule",
+        help="run the re-evaluation scheduler: a pass now, then every "
+        "CERTD_SCHEDULER_INTERVAL seconds, until SIGTERM",
+    )
+    schedule.add_argument(
+        "--once", action="store_true", help="run one pass, print what it raised"
+    )
+    schedule.add_argument(
+        "--now",
+        type=_aware_instant,
+        help="pretend it is this instant (ISO 8601 with a timezone); with --once",
+    )
+    schedule.set_defaults(run=_schedule)
+
     listing = verbs.add_parser("list", help="print the status views as a table")
     listing.add_argument("--status", choices=[status.value for status in Status])
     listing.add_argument("--limit", type=int, default=100)
@@ -91,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(runtime: Runtime, args: argparse.Namespace) -> int:
     app = build_app(runtime)
     thread, stopping = start_in_thread(runtime.runner)
+    scheduler = start_scheduler(
+        runtime.scheduler_pass, runtime.settings.scheduler_interval
+    )
     log.info("serving", host=args.host, port=args.port)
     try:
         uvicorn.run(
@@ -102,15 +125,14 @@ def _serve(runtime: Runtime, args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=10,
         )
     finally:
+        scheduler.shutdown(wait=True)
         stopping.set()
         thread.join(timeout=10)
     return 0
 
 
 def _project(runtime: Runtime, args: argparse.Namespace) -> int:
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+    stopping = _stop_on_signals()
     runtime.runner.run(stopping)
     return 0
 
@@ -138,6 +160,47 @@ def _replay(runtime: Runtime, args: argparse.Namespace) -> int:
         return 0
     rebuilt.drop()
     return 1 if report.differences else 0
+
+
+def _schedule(runtime: Runtime, args: argparse.Namespace) -> int:
+    if args.now and not args.once:
+        print("certd: --now pretends for one pass only; add --once", file=sys.stderr)
+        return 2
+    if args.once:
+        report = runtime.scheduler_pass.run()
+        for certification_id, fact in report.raised:
+            print(f"{fact} {certification_id}")
+        print(
+            f"pass for {report.today}: raised {len(report.raised)}, "
+            f"skipped {report.skipped} already raised elsewhere"
+        )
+        return 0
+    stopping = _stop_on_signals()
+    scheduler = start_scheduler(
+        runtime.scheduler_pass, runtime.settings.scheduler_interval
+    )
+    stopping.wait()
+    scheduler.shutdown(wait=True)
+    return 0
+
+
+def _aware_instant(text: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        msg = f"{text!r} is not an ISO 8601 time, e.g. 2027-01-31T09:00:00+00:00"
+        raise argparse.ArgumentTypeError(msg) from None
+    if instant.tzinfo is None:
+        msg = f"{text!r} has no timezone; add one, e.g. +00:00 or Z"
+        raise argparse.ArgumentTypeError(msg)
+    return instant
+
+
+def _stop_on_signals() -> threading.Event:
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    return stopping
 
 
 def _list(runtime: Runtime, args: argparse.Namespace) -> int:

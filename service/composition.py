@@ -14,6 +14,7 @@ from api.auth import TokenTable
 from domain.clock import Clock, SystemClock
 from projections.runner import ProjectionRunner
 from projections.views import StatusViews
+from scheduler.passes import SchedulerPass
 from service.application import CertificationService, RenewalPolicy
 from service.settings import Settings
 from service.store import persistence_env, view_database
@@ -40,6 +41,7 @@ class Runtime:
     service: CertificationService
     views: StatusViews
     runner: ProjectionRunner
+    scheduler_pass: SchedulerPass
 
     def close(self) -> None:
         self.views.db.close()
@@ -53,7 +55,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     runner = ProjectionRunner(
         service, views, settings.reevaluation_lead_days, settings.projection_batch
     )
-    return Runtime(settings, service, views, runner)
+    scheduler_pass = SchedulerPass(service, views, runner)
+    return Runtime(settings, service, views, runner, scheduler_pass)
 
 
 def build_app(runtime: Runtime) -> FastAPI:

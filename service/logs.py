@@ -2,13 +2,15 @@
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
 
 def configure_logging(
-    level: str = "info", fmt: Literal["auto", "json", "console"] = "auto"
+    level: str = "info",
+    fmt: Literal["auto", "json", "console"] = "auto",
+    stream: TextIO | None = None,
 ) -> None:
     """Write the service's own events and other libraries' logs to stderr.
 
@@ -19,7 +21,8 @@ def configure_logging(
     ``structlog.contextvars`` (the request id, for one) appears on every line
     logged while it is bound.
     """
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    stream = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if use_json
@@ -35,20 +38,21 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
     _route_standard_logging(
-        level, [*shared, structlog.stdlib.add_logger_name], renderer
+        level, stream, [*shared, structlog.stdlib.add_logger_name], renderer
     )
 
 
 def _route_standard_logging(
     level: str,
+    stream: TextIO,
     pre_chain: list[structlog.typing.Processor],
     renderer: structlog.typing.Processor,
 ) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=pre_chain,

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     )
     reevaluation_lead_days: int = Field(default=60, ge=1, le=365)
     grace_days: int = Field(default=30, ge=0, le=365)
+    scheduler_interval: float = Field(
+        default=3_600, gt=0, le=86_400, description="seconds between passes"
+    )
     postgres_pool_size: int = Field(default=10, ge=1, le=200)
     projection_batch: int = Field(
         default=1_000, ge=1, le=100_000, description="events per view transaction"
