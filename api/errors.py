@@ -1,8 +1,5 @@
 """Turn every refusal into a JSON answer with a ``detail`` a person can act on."""
 
-from collections.abc import Sequence
-from typing import Any
-
 import structlog
 from fastapi import FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
@@ -11,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from domain.errors import InvalidCommandError, RefusedError
+from domain.forms import describe_validation_errors
 from service.application import CertificationNotFoundError, StoreUnavailableError
 
 log = structlog.get_logger(component="certd.api")
@@ -24,24 +22,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CertificationNotFoundError, _not_found)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
-
-
-def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """Name each wrong field as a path (``data_sources[0].basis``) with why."""
-    described = []
-    for error in errors:
-        if error.get("type") == "json_invalid":
-            # Its location holds a character position, not a field.
-            reason = error.get("ctx", {}).get("error", "JSON decode error")
-            described.append({"field": "body", "message": f"is not JSON: {reason}"})
-            continue
-        location = [part for part in error.get("loc", ()) if part != "body"]
-        field = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in location
-        ).lstrip(".")
-        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
-        described.append({"field": field or "body", "message": message})
-    return described
 
 
 async def _invalid_body(request: Request, error: Exception) -> JSONResponse:

@@ -5,10 +5,11 @@ unknown fields, so a typo in a field name is an error rather than data that
 silently goes missing.
 """
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
@@ -162,3 +163,21 @@ class DecisionForm(Form):
 
 class ReasonForm(Form):
     reason: LongText
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Name each wrong field as a path (``data_sources[0].basis``) with why."""
+    described = []
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            # Its location holds a character position, not a field.
+            reason = error.get("ctx", {}).get("error", "JSON decode error")
+            described.append({"field": "body", "message": f"is not JSON: {reason}"})
+            continue
+        location = [part for part in error.get("loc", ()) if part != "body"]
+        field = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in location
+        ).lstrip(".")
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        described.append({"field": field or "body", "message": message})
+    return described

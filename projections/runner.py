@@ -24,6 +24,9 @@ from projections.views import StatusViews, ViewMovedError
 
 log = structlog.get_logger(component="certd.projections")
 
+# A catch-up this long changes the table enough to refresh its statistics.
+ANALYZE_AFTER_EVENTS = 1_000
+
 
 class ProjectionRunner:
     def __init__(
@@ -66,6 +69,8 @@ class ProjectionRunner:
         total = 0
         while self.views.position() < target:
             total += self.run_once(stop=target)
+        if total >= ANALYZE_AFTER_EVENTS:
+            self.views.analyze()
         return total
 
     def run(
@@ -94,6 +99,7 @@ class ProjectionRunner:
         log.info("projection_stopped", table=self.views.table)
 
     def _report(self) -> None:
+        self.views.analyze()
         log.info(
             "projection_position",
             table=self.views.table,

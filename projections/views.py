@@ -18,18 +18,25 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import structlog
+
 from domain.certification import Status
 from domain.fees import RevenueTier
-from projections.database import Cursor, ViewDatabase
+from projections.database import ViewDatabase
 from projections.status_view import StatusRow
+from projections.tracking import PositionMovedError, PositionTracker
+
+log = structlog.get_logger(component="certd.projections")
 
 LIVE_TABLE = "certification_status"
 # Table names go into SQL text, so only these are allowed.
 _TABLE_NAME = re.compile(r"[a-z_]{1,40}")
+# The advisory lock that schema changes of the views take turns on.
+_SCHEMA_LOCK = {"key": int.from_bytes(b"certd.vw", "big")}
 
 
-class ViewMovedError(RuntimeError):
-    """The view's position changed under a writer: another one is running."""
+# The view's position changed under a writer: another one is running.
+ViewMovedError = PositionMovedError
 
 
 class CursorError(ValueError):
@@ -65,54 +72,76 @@ class StatusViews:
             raise ValueError(msg)
         self.db = db
         self.table = table
-        self._for_update = " FOR UPDATE" if db.dialect == "postgres" else ""
+        self.tracking = PositionTracker(db, table)
 
     def create(self) -> None:
+        """Create the table, its indexes and its tracking row if need be.
+
+        Replicas may start together on a fresh database, and PostgreSQL's
+        ``CREATE ... IF NOT EXISTS`` is not safe against a concurrent twin
+        (a unique violation in its catalog): they take turns on a lock.
+        """
         with self.db.transaction() as cursor:
+            if self.db.dialect == "postgres":
+                cursor.execute("SELECT pg_advisory_xact_lock(:key)", _SCHEMA_LOCK)
+            self.tracking.create_in(cursor)
             for statement in _schema(self.table):
                 cursor.execute(statement)
-            cursor.execute(
-                "INSERT INTO view_tracking (name, position) VALUES (:name, 0) "
-                "ON CONFLICT (name) DO NOTHING",
-                {"name": self.table},
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of the table.
+
+        SQLite keeps none until asked, and without them it picks the wrong
+        index for the certified filter and sorts tens of thousands of rows.
+        """
+        with self.db.transaction() as cursor:
+            cursor.execute(f"ANALYZE {self.table}")
+
+    def index_names_for_search(self) -> bool:
+        """Give the name search a trigram index where PostgreSQL allows it.
+
+        ``q`` is a substring search, which a b-tree cannot serve. Creating
+        the pg_trgm extension needs the CREATE privilege on the database;
+        without it the search still works, scanning the table, and this
+        returns False.
+        """
+        if self.db.dialect != "postgres":
+            # TODO: an FTS5 trigram table would serve q on SQLite the same way.
+            return False
+        try:
+            with self.db.transaction() as cursor:
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+                cursor.execute(
+                    f"CREATE INDEX IF NOT EXISTS {self.table}_name_trigrams "
+                    f"ON {self.table} USING gin (organisation_key gin_trgm_ops)"
+                )
+        except Exception as error:  # a missing privilege, or no such extension
+            log.warning(
+                "name_search_unindexed", table=self.table, error=type(error).__name__
             )
+            return False
+        return True
 
     def drop(self) -> None:
         with self.db.transaction() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
-            cursor.execute(
-                "DELETE FROM view_tracking WHERE name = :name", {"name": self.table}
-            )
+            self.tracking.drop_in(cursor)
 
     def replace_with(self, other: StatusViews) -> None:
         """Make this view a copy of ``other``, rows and position, at once."""
         columns = ", ".join(_COLUMNS)
         with self.db.transaction() as cursor:
-            self._lock_tracking(cursor)
-            cursor.execute(
-                "SELECT position FROM view_tracking WHERE name = :name",
-                {"name": other.table},
-            )
-            found = cursor.fetchone()
+            self.tracking.lock(cursor)
+            position = other.tracking.lock(cursor) or 0
             cursor.execute(f"DELETE FROM {self.table}")
             cursor.execute(
                 f"INSERT INTO {self.table} ({columns}) "
                 f"SELECT {columns} FROM {other.table}"
             )
-            cursor.execute(
-                "UPDATE view_tracking SET position = :position WHERE name = :name",
-                {
-                    "name": self.table,
-                    "position": int(found["position"]) if found else 0,
-                },
-            )
+            self.tracking.set_in(cursor, position)
 
     def position(self) -> int:
-        rows = self.db.query(
-            "SELECT position FROM view_tracking WHERE name = :name",
-            {"name": self.table},
-        )
-        return int(rows[0]["position"]) if rows else 0
+        return self.tracking.position()
 
     def load(self, ids: Iterable[UUID]) -> dict[UUID, StatusRow]:
         wanted = [str(certification_id) for certification_id in ids]
@@ -137,7 +166,7 @@ class StatusViews:
         write the same events twice or skip any.
         """
         with self.db.transaction() as cursor:
-            self._move_tracking(cursor, from_position, to_position)
+            self.tracking.move(cursor, from_position, to_position)
             if rows:
                 cursor.executemany(_upsert(self.table), [_columns(r) for r in rows])
 
@@ -196,6 +225,8 @@ class StatusViews:
 
     def registry(self, today: date) -> list[StatusRow]:
         """Organisations certified today, and suspended ones that would be."""
+        # TODO: page the registry or cache it per view position; with 50,000
+        # entries, decoding every row's JSON takes seconds.
         rows = self.db.query(
             f"SELECT row_json FROM {self.table} "
             "WHERE (holds_certificate = 1 OR status = 'suspended') "
@@ -241,29 +272,6 @@ class StatusViews:
             for name, expected in _columns(row).items():
                 if stored[name] != expected:
                     yield row.id, name, stored[name], expected
-
-    def _lock_tracking(self, cursor: Cursor) -> int | None:
-        cursor.execute(
-            "SELECT position FROM view_tracking WHERE name = :name" + self._for_update,
-            {"name": self.table},
-        )
-        found = cursor.fetchone()
-        return int(found["position"]) if found else None
-
-    def _move_tracking(
-        self, cursor: Cursor, from_position: int, to_position: int
-    ) -> None:
-        current = self._lock_tracking(cursor)
-        if current != from_position:
-            msg = (
-                f"view {self.table} is at position {current}, "
-                f"not {from_position}: another writer moved it"
-            )
-            raise ViewMovedError(msg)
-        cursor.execute(
-            "UPDATE view_tracking SET position = :position WHERE name = :name",
-            {"name": self.table, "position": to_position},
-        )
 
 
 def encode_cursor(row: StatusRow) -> str:
@@ -316,8 +324,6 @@ def _escape_like(text: str) -> str:
 
 def _schema(table: str) -> list[str]:
     return [
-        "CREATE TABLE IF NOT EXISTS view_tracking ("
-        "name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {table} ("
         "id TEXT PRIMARY KEY, "
         "organisation_key TEXT NOT NULL, "
@@ -340,6 +346,13 @@ def _schema(table: str) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS {table}_renew_by ON {table} (renew_by)",
         f"CREATE INDEX IF NOT EXISTS {table}_certified "
         f"ON {table} (holds_certificate, valid_until)",
+        # The scheduler's two queries: status first, so that SQLite, which has
+        # no statistics, does not pick the status index and scan every
+        # certified row (the date indexes alone lose to it).
+        f"CREATE INDEX IF NOT EXISTS {table}_due_by_status "
+        f"ON {table} (status, reevaluation_due_on, id)",
+        f"CREATE INDEX IF NOT EXISTS {table}_renew_by_status "
+        f"ON {table} (status, renew_by, id)",
     ]
 
 

@@ -40,12 +40,10 @@ class SchedulerPass:
         service: CertificationService,
         views: StatusViews,
         runner: ProjectionRunner,
-        batch: int = 1_000,
     ) -> None:
         self.service = service
         self.views = views
         self.runner = runner
-        self.batch = batch
 
     def run(self) -> PassReport:
         """Raise what is due today, oldest first; a lapse after its due date."""

@@ -77,9 +77,19 @@ class ServerProcess:
     made before a restart keep working after it.
     """
 
-    def __init__(self, database_url: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        workdir: Path,
+        settings: dict[str, str] | None = None,
+        serve_args: tuple[str, ...] = (),
+    ) -> None:
+        """``settings`` are more ``CERTD_*`` variables (without the prefix,
+        lower case); ``serve_args`` more arguments of ``certd serve``."""
         self.database_url = database_url
         self.workdir = workdir
+        self.settings = settings or {}
+        self.serve_args = serve_args
         self.log_path = workdir / "certd.log"
         self.tokens = {role: secrets.token_urlsafe(24) for role in ROLES}
         self.port = free_port()
@@ -103,7 +113,16 @@ class ServerProcess:
             ),
             "CERTD_LOG_FORMAT": "json",
         }
-        command = [str(CERTD), "serve", "--host", HOST, "--port", str(self.port)]
+        env |= {f"CERTD_{name.upper()}": value for name, value in self.settings.items()}
+        command = [
+            str(CERTD),
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            *self.serve_args,
+        ]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command,
@@ -213,7 +232,7 @@ class Api:
         # Read-your-writes: queries wait for the last position a command stored.
         self.last_position = 0
         for client in self.clients.values():
-            client.event_hooks["response"].append(self._note_position)
+            client.event_hooks["response"].append(self.note_position)
         self.applicant = self.clients["applicant"]
         self.operator = self.clients["operator"]
         self.billing = self.clients["billing"]
@@ -275,7 +294,7 @@ class Api:
 
     # Queries, checked.
 
-    def _note_position(self, response: httpx.Response) -> None:
+    def note_position(self, response: httpx.Response) -> None:
         position = response.headers.get("store-position")
         if position is not None:
             self.last_position = max(self.last_position, int(position))

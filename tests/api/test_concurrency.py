@@ -28,10 +28,15 @@ def race(api: Api, role: str, send: Send, racers: int = RACERS) -> list[httpx.Re
 
     try:
         with ThreadPoolExecutor(max_workers=racers) as pool:
-            return list(pool.map(run, clients))
+            answers = list(pool.map(run, clients))
     finally:
         for client in clients:
             client.close()
+    # These clients are not the Api's own: note the positions they stored,
+    # so that the Api's next read waits for them.
+    for answer in answers:
+        api.note_position(answer)
+    return answers
 
 
 def statuses(answers: list[httpx.Response]) -> Counter[int]:
