@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/certd serve
+	$(BIN)/certd serve --embedded-broker
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

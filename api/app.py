@@ -6,7 +6,7 @@ A command's answer carries the store position of the event it recorded in the
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Protocol
 from uuid import UUID, uuid4
 
 import structlog
@@ -52,6 +52,14 @@ Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Billing = Annotated[Actor, Depends(require(Role.BILLING, Role.OPERATOR))]
 Auditor = Annotated[Actor, Depends(require(Role.OPERATOR, Role.AUDITOR))]
 
+
+class PublisherStatus(Protocol):
+    """What /readyz asks the event publisher, when one runs."""
+
+    def broker_reachable(self) -> bool: ...
+    def position(self) -> int: ...
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
 }
@@ -63,6 +71,7 @@ def create_app(
     views: StatusViews,
     runner: ProjectionRunner,
     read_wait_seconds: float = 2.0,
+    publisher: PublisherStatus | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="certd",
@@ -74,6 +83,7 @@ def create_app(
     app.state.tokens = tokens
     app.state.views = views
     app.state.runner = runner
+    app.state.publisher = publisher
     install_error_handlers(app)
     app.middleware("http")(_log_request)
     app.include_router(_health_routes())
@@ -268,26 +278,49 @@ def _health_routes() -> APIRouter:
 
     @router.get("/readyz", responses={503: {"model": ErrorBody}})
     def readyz(request: Request, service: Service) -> JSONResponse:
-        """The store answers; the views say how far behind the store they are."""
+        """The store answers; the views say how far behind the store they are.
+
+        With a broker configured, it must answer too, and the publisher says
+        how far behind the store it is.
+        """
         runner: ProjectionRunner = request.app.state.runner
+        publisher: PublisherStatus | None = request.app.state.publisher
         try:
             store_position = service.ping_store()
             view_position = runner.views.position()
+            published = publisher.position() if publisher is not None else 0
         except Exception as error:  # any failure means not ready
             log.warning("store_not_ready", error=type(error).__name__)
             return JSONResponse(
                 {"detail": "the event store is not reachable", "store": "down"},
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
+        body: dict[str, object] = {
+            "status": "ready",
+            "store_position": store_position,
+            "views": {
+                "position": view_position,
+                "lag": max(0, store_position - view_position),
+            },
+        }
+        if publisher is None:
+            return JSONResponse(body)
+        reachable = publisher.broker_reachable()
+        body["broker"] = "up" if reachable else "down"
+        body["publisher"] = {
+            "position": published,
+            "lag": max(0, store_position - published),
+        }
+        if reachable:
+            return JSONResponse(body)
+        log.warning("broker_not_ready")
         return JSONResponse(
             {
-                "status": "ready",
-                "store_position": store_position,
-                "views": {
-                    "position": view_position,
-                    "lag": max(0, store_position - view_position),
-                },
-            }
+                **body,
+                "status": "not_ready",
+                "detail": "the Kafka broker is not reachable",
+            },
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
     return router

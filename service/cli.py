@@ -20,6 +20,13 @@ from projections.runner import start_in_thread
 from projections.status_view import StatusRow
 from projections.views import SearchFilters
 from scheduler.jobs import start_scheduler
+from service.cli_payments import add_payment_verbs, start_payment_consumer
+from service.cli_stream import (
+    EmbeddedBrokerError,
+    add_stream_verbs,
+    embedded_broker,
+    start_publisher,
+)
 from service.composition import Runtime, build_app, build_runtime
 from service.logs import configure_logging
 from service.settings import Settings
@@ -36,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"certd: invalid settings:\n{error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if getattr(args, "without_store", False):
+        return int(args.run(settings, args))
     pretend_now = getattr(args, "now", None)
     try:
         runtime = build_runtime(
@@ -66,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--embedded-broker",
+        action="store_true",
+        help="start the bundled Kafka-protocol broker (in memory, for local use) "
+        "and publish to it",
+    )
     serve.set_defaults(run=_serve)
 
     project = verbs.add_parser(
@@ -105,16 +120,37 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--json", action="store_true", help="one JSON object a line")
     listing.set_defaults(run=_list)
+
+    add_stream_verbs(verbs)
+    add_payment_verbs(verbs)
     return parser
 
 
 def _serve(runtime: Runtime, args: argparse.Namespace) -> int:
-    app = build_app(runtime)
+    if not args.embedded_broker:
+        return _serve_with(runtime, args)
+    try:
+        with embedded_broker(runtime.settings) as settings:
+            # Everything started from here on finds the broker in the settings.
+            runtime.settings = settings
+            return _serve_with(runtime, args)
+    except EmbeddedBrokerError as error:
+        print(f"certd: {error}", file=sys.stderr)
+        return 2
+
+
+def _serve_with(runtime: Runtime, args: argparse.Namespace) -> int:
+    publisher = start_publisher(runtime)
+    app = build_app(runtime, publisher)
+    payments = start_payment_consumer(runtime)
     thread, stopping = start_in_thread(runtime.runner)
     scheduler = start_scheduler(
         runtime.scheduler_pass, runtime.settings.scheduler_interval
     )
     log.info("serving", host=args.host, port=args.port)
+    # uvicorn raises SIGTERM again once it has shut down; with the default
+    # handler that would end the process before the parts below are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.run(
             app,
@@ -128,6 +164,10 @@ def _serve(runtime: Runtime, args: argparse.Namespace) -> int:
         scheduler.shutdown(wait=True)
         stopping.set()
         thread.join(timeout=10)
+        if publisher is not None:
+            publisher.stop()
+        if payments is not None:
+            payments.stop()
     return 0
 
 

@@ -9,28 +9,32 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from api.app import create_app
+from api.app import PublisherStatus, create_app
 from api.auth import TokenTable
+from consumers.payments import PaymentConsumer, create_payment_consumer
 from domain.clock import Clock, SystemClock
+from projections.publisher import EventPublisher, tracking_name
 from projections.runner import ProjectionRunner
+from projections.tracking import PositionTracker
 from projections.views import StatusViews
 from scheduler.passes import SchedulerPass
 from service.application import CertificationService, RenewalPolicy
 from service.settings import Settings
-from service.store import persistence_env, view_database
+from service.store import persistence_env, store_setup_lock, view_database
 
 
 def build_service(
     settings: Settings, clock: Clock | None = None
 ) -> CertificationService:
-    return CertificationService(
-        env=persistence_env(settings.database_url, settings.postgres_pool_size),
-        clock=clock or SystemClock(),
-        policy=RenewalPolicy(
-            reevaluation_lead_days=settings.reevaluation_lead_days,
-            grace_days=settings.grace_days,
-        ),
-    )
+    with store_setup_lock(settings.database_url):
+        return CertificationService(
+            env=persistence_env(settings.database_url, settings.postgres_pool_size),
+            clock=clock or SystemClock(),
+            policy=RenewalPolicy(
+                reevaluation_lead_days=settings.reevaluation_lead_days,
+                grace_days=settings.grace_days,
+            ),
+        )
 
 
 @dataclass
@@ -52,6 +56,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     service = build_service(settings, clock)
     views = StatusViews(view_database(settings.database_url))
     views.create()
+    views.index_names_for_search()
     runner = ProjectionRunner(
         service, views, settings.reevaluation_lead_days, settings.projection_batch
     )
@@ -59,7 +64,40 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     return Runtime(settings, service, views, runner, scheduler_pass)
 
 
-def build_app(runtime: Runtime) -> FastAPI:
+def build_publisher(
+    settings: Settings, service: CertificationService
+) -> EventPublisher:
+    """The event publisher of ``settings.kafka_topic``, tracked in the store's
+    database under a name of its own, on connections of its own."""
+    if not settings.kafka_bootstrap:
+        msg = "CERTD_KAFKA_BOOTSTRAP is not set: there is no broker to publish to"
+        raise ValueError(msg)
+    tracker = PositionTracker(
+        view_database(settings.database_url, pool_size=2),
+        tracking_name(settings.kafka_topic),
+    )
+    tracker.create()
+    return EventPublisher(
+        service,
+        tracker,
+        settings.kafka_bootstrap,
+        settings.kafka_topic,
+        batch_size=settings.publisher_batch,
+        ack_timeout=settings.publisher_ack_timeout,
+    )
+
+
+def build_payment_consumer(
+    settings: Settings, service: CertificationService
+) -> PaymentConsumer:
+    """The consumer that turns ``settings.kafka_payments_topic`` into payments."""
+    if not settings.kafka_bootstrap:
+        msg = "CERTD_KAFKA_BOOTSTRAP is not set: there is no broker to consume from"
+        raise ValueError(msg)
+    return create_payment_consumer(settings, service)
+
+
+def build_app(runtime: Runtime, publisher: PublisherStatus | None = None) -> FastAPI:
     tokens = TokenTable.parse(runtime.settings.api_tokens.get_secret_value())
     return create_app(
         runtime.service,
@@ -67,4 +105,5 @@ def build_app(runtime: Runtime) -> FastAPI:
         runtime.views,
         runtime.runner,
         runtime.settings.read_wait_seconds,
+        publisher=publisher,
     )

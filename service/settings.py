@@ -45,5 +45,18 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(default=6, ge=1, le=1_000)
     kafka_replication: int = Field(default=1, ge=1, le=10)
     publisher_batch: int = Field(default=500, ge=1, le=10_000)
+    publisher_ack_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="seconds the broker has to acknowledge a batch before the "
+        "publisher counts it as failed and sends it again",
+    )
+    kafka_payments_retention_ms: int = Field(
+        default=7 * 24 * 3600 * 1000,
+        ge=-1,
+        description="how long billing.payments keeps a message (-1: forever); "
+        "the event topic and the dead-letter topic keep everything",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

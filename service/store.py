@@ -1,8 +1,11 @@
 """Translate a database URL into the ``eventsourcing`` persistence settings."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
+import psycopg
 from psycopg.conninfo import make_conninfo
 
 from projections.database import (
@@ -76,9 +79,37 @@ def view_database(database_url: str, pool_size: int = 4) -> ViewDatabase:
     env = persistence_env(database_url)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         return SQLiteViewDatabase(env["SQLITE_DBNAME"])
-    parts = urlsplit(database_url)
-    conninfo = urlunsplit(parts._replace(query=""))
+    return PostgresViewDatabase(postgres_conninfo(database_url), pool_size)
+
+
+def postgres_conninfo(database_url: str) -> str:
+    """Return the libpq connection string of a ``postgresql:`` URL."""
+    env = persistence_env(database_url)
+    conninfo = urlunsplit(urlsplit(database_url)._replace(query=""))
     if env["POSTGRES_SCHEMA"]:
         search_path = f"-c search_path={env['POSTGRES_SCHEMA']}"
         conninfo = make_conninfo(conninfo, options=search_path)
-    return PostgresViewDatabase(conninfo, pool_size)
+    return conninfo
+
+
+@contextmanager
+def store_setup_lock(database_url: str) -> Iterator[None]:
+    """Let one process at a time set up the store's tables and functions.
+
+    ``eventsourcing`` creates its tables and replaces its insert function
+    each time an application starts; two replicas starting together on one
+    PostgreSQL database fail with "tuple concurrently updated". SQLite needs
+    no lock: its writes are serialised already.
+    """
+    if persistence_env(database_url)["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        yield
+        return
+    with psycopg.connect(postgres_conninfo(database_url), autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+
+
+_SETUP_LOCK_KEY = int.from_bytes(b"certd.st", "big")

@@ -1,0 +1,1 @@
+"""Tests of the Kafka event stream: the publisher and the payment consumer."""
