@@ -69,6 +69,7 @@ from typing import Any
 from uuid import UUID
 
 from bench.commands import STORES, fresh_store, machine, quiet_service_logs
+from bench.views import STATUS_WEIGHTS
 from domain.actor import Actor
 from domain.certification import Certification, Status
 from domain.clock import FixedClock
@@ -157,21 +158,6 @@ def store_groups(
 
 
 # The other rows: generated, none due on any round's day.
-
-STATUS_WEIGHTS = {
-    Status.APPLIED: 5,
-    Status.SUBMITTED: 5,
-    Status.IN_REVIEW: 8,
-    Status.AWAITING_INFO: 4,
-    Status.APPROVED: 4,
-    Status.REJECTED: 5,
-    Status.CERTIFIED: 45,
-    Status.REEVALUATION_DUE: 6,
-    Status.LAPSED: 7,
-    Status.SUSPENDED: 3,
-    Status.REVOKED: 2,
-    Status.WITHDRAWN: 6,
-}
 
 
 def rows_not_due(count: int, last_day: date) -> Iterator[StatusRow]:
