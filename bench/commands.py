@@ -44,7 +44,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,7 +55,6 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
-from psycopg import sql
 
 from domain.actor import Actor
 from domain.certification import Status
@@ -73,6 +71,7 @@ from service.composition import build_service
 from service.logs import configure_logging
 from service.settings import Settings
 from service.store import persistence_env
+from tests.databases import fresh_postgres_database
 from tests.factories import application_body, submission_body
 
 ADMIN_URL = os.environ.get(
@@ -94,18 +93,8 @@ def fresh_store(kind: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="certd-bench-") as folder:
             yield f"sqlite:///{Path(folder) / 'bench.sqlite'}"
         return
-    name = f"certd_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)
-                )
-            )
+    with fresh_postgres_database("certd_bench", ADMIN_URL) as url:
+        yield url
 
 
 # Subjects: each drives one certification (seven timed operations) at a time.

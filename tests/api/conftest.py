@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.server import Api, ServerProcess, fresh_postgres_database
+from tests.api.server import Api, ServerProcess
+from tests.databases import fresh_postgres_database
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -21,7 +22,7 @@ def module_database_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'certd.sqlite'}"
         return
-    with fresh_postgres_database() as url:
+    with fresh_postgres_database("certd_api") as url:
         yield url
 
 

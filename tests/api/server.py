@@ -12,19 +12,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
-from tests.conftest import ADMIN_URL
 from tests.factories import application_body, submission_body
 
 HOST = "127.0.0.1"
@@ -48,26 +43,6 @@ def one_year_after(day: date) -> date:
         return day.replace(year=day.year + 1)
     except ValueError:
         return day.replace(year=day.year + 1, day=28)
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """Create an empty PostgreSQL database for as long as the block runs.
-
-    The module-scoped twin of the ``postgres_url`` fixture in tests/conftest.py.
-    """
-    name = f"certd_api_{uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)
-                )
-            )
 
 
 class ServerProcess:

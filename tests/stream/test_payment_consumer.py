@@ -34,7 +34,7 @@ from service.application import (
 from service.composition import build_service
 from service.settings import Settings
 from service.store import persistence_env
-from tests.conftest import ADMIN_URL
+from tests.databases import ADMIN_URL
 from tests.stream.payment_steps import (
     Billing,
     ConsumeProcess,
