@@ -9,9 +9,11 @@ On PostgreSQL it sleeps on the store's NOTIFY; SQLite has none, so it polls.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from uuid import UUID
 
 import structlog
@@ -19,7 +21,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from domain.certification import Certification
-from projections.status_view import StatusRow, evolve
+from projections.status_view import Draft, StatusRow, advance, draft_of, finish
 from projections.views import StatusViews, ViewMovedError
 
 log = structlog.get_logger(component="certd.projections")
@@ -46,32 +48,84 @@ class ProjectionRunner:
         """Project the next batch of events, up to ``stop`` when given;
         return how many there were."""
         start = self.views.position()
-        notifications = self.store.recorder.select_notifications(
-            start=start + 1, limit=self.batch_size, stop=stop
-        )
-        if not notifications:
+        notifications = self._next_batch(start + 1, stop)
+        if not notifications or not self._project(notifications, start):
             return 0
+        return len(notifications)
+
+    def _project(self, notifications: Sequence[Notification], start: int) -> bool:
+        """Write the rows of a batch read from ``start``; False if the view
+        was no longer there (another runner or a swap moved it)."""
         rows = self._evolve(notifications)
         try:
             self.views.save(rows, start, notifications[-1].id)
         except ViewMovedError:
             log.info("views_moved_under_runner", table=self.views.table)
-            return 0
-        return len(notifications)
+            return False
+        return True
+
+    def _next_batch(self, start: int, stop: int | None) -> Sequence[Notification]:
+        """Read the next batch from ``start``, none past ``stop``.
+
+        The upper bound is applied here, not in SQL: given both bounds,
+        PostgreSQL's planner reads and sorts the whole range for every batch
+        instead of walking the index for ``limit`` rows, which made each
+        batch of a long catch-up slower than the last.
+        """
+        notifications = self.store.recorder.select_notifications(
+            start=start, limit=self.batch_size
+        )
+        if stop is None or not notifications or notifications[-1].id <= stop:
+            return notifications
+        return [
+            notification for notification in notifications if notification.id <= stop
+        ]
 
     def catch_up(self) -> int:
         """Project until the view reaches the store's last event as of now.
 
-        A batch lost to another runner is not the end: the loop goes on
-        from wherever that runner left the view.
+        Each batch is written by a second thread while the next one is read
+        and evolved: a write mostly waits on the database, with Python's lock
+        released, so the two overlap. The next batch starts from the rows the
+        batch in flight writes, and is written only once that write is done,
+        in order. A batch lost to another runner is not the end: the loop
+        goes on from wherever that runner left the view.
         """
         target = self.store.recorder.max_notification_id() or 0
         total = 0
-        while self.views.position() < target:
-            total += self.run_once(stop=target)
+        with ThreadPoolExecutor(1, thread_name_prefix="projection-write") as writer:
+            start = self.views.position()
+            writing: Future[int] | None = None
+            in_flight: dict[UUID, StatusRow] = {}
+            while start < target:
+                notifications = self._next_batch(start + 1, target)
+                if not notifications:
+                    break
+                rows = self._evolve(notifications, in_flight)
+                try:
+                    total += _written(writing)
+                except ViewMovedError:
+                    start, writing, in_flight = self.views.position(), None, {}
+                    continue
+                end = notifications[-1].id
+                writing = writer.submit(
+                    self._write, rows, start, end, len(notifications)
+                )
+                in_flight = {row.id: row for row in rows}
+                start = end
+            with contextlib.suppress(ViewMovedError):
+                total += _written(writing)
         if total >= ANALYZE_AFTER_EVENTS:
             self.views.analyze()
         return total
+
+    def _write(self, rows: list[StatusRow], start: int, end: int, events: int) -> int:
+        try:
+            self.views.save(rows, start, end)
+        except ViewMovedError:
+            log.info("views_moved_under_runner", table=self.views.table)
+            raise
+        return events
 
     def run(
         self,
@@ -88,7 +142,10 @@ class ProjectionRunner:
         next_report = time.monotonic() + report_every
         while not stopping.is_set():
             try:
-                if not self.run_once():
+                projected = self.run_once()
+                if projected >= self.batch_size:
+                    self.catch_up()  # a backlog: overlap reads and writes
+                elif not projected:
                     self.views.db.wait_for_news(self._channel, idle_wait)
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + report_every
@@ -112,19 +169,42 @@ class ProjectionRunner:
         last = self.store.recorder.max_notification_id() or 0
         return max(0, last - self.views.position())
 
-    def _evolve(self, notifications: Sequence[Notification]) -> list[StatusRow]:
+    def _evolve(
+        self,
+        notifications: Sequence[Notification],
+        in_flight: dict[UUID, StatusRow] | None = None,
+    ) -> list[StatusRow]:
+        """Return the rows a batch changes, evolved from their stored state,
+        or from ``in_flight`` for rows a write not yet done will store."""
         events = [
             (self.store.mapper.to_domain_event(notification), notification.id)
             for notification in notifications
         ]
-        rows = self.views.load({event.originator_id for event, _ in events})
-        changed: dict[UUID, StatusRow] = {}
+        drafts = self._drafts({event.originator_id for event, _ in events}, in_flight)
+        changed: set[UUID] = set()
         for event, position in events:
             if not isinstance(event, Certification.Event):
                 continue
-            row = evolve(rows.get(event.originator_id), event, position, self.lead_days)
-            rows[row.id] = changed[row.id] = row
-        return list(changed.values())
+            row_id = event.originator_id
+            drafts[row_id] = advance(
+                drafts.get(row_id), event, position, self.lead_days
+            )
+            changed.add(row_id)
+        return [finish(drafts[row_id]) for row_id in changed]
+
+    def _drafts(
+        self, ids: set[UUID], in_flight: dict[UUID, StatusRow] | None
+    ) -> dict[UUID, Draft]:
+        rows = {
+            row_id: row for row_id, row in (in_flight or {}).items() if row_id in ids
+        }
+        rows.update(self.views.load(ids - rows.keys()))
+        return {row_id: draft_of(row) for row_id, row in rows.items()}
+
+
+def _written(writing: Future[int] | None) -> int:
+    """Wait for a batch's write; return its events, or 0 when there is none."""
+    return 0 if writing is None else writing.result()
 
 
 def start_in_thread(

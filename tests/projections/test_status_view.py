@@ -5,6 +5,8 @@ from uuid import UUID
 
 from domain.certification import Status
 from domain.clock import FixedClock
+from projections.runner import ProjectionRunner
+from projections.views import StatusViews
 from service.composition import Runtime
 from tests.projections.steps import (
     START,
@@ -188,3 +190,19 @@ def test_the_lag_is_zero_after_catching_up_and_grows_with_each_new_event(
     assert (behind, further_behind) == (1, 2)
     assert runtime.runner.lag() == 0
     assert runtime.views.position() == runtime.service.ping_store()
+
+
+def test_a_catch_up_in_batches_of_one_event_gives_the_rows_of_one_batch(
+    runtime: Runtime, steps: Steps, clock: FixedClock
+) -> None:
+    """Each batch starts from the rows the batch before it is still writing."""
+    drive_every_situation(steps, clock)
+    lead_days = runtime.settings.reevaluation_lead_days
+    one_by_one = StatusViews(runtime.views.db, "status_one_by_one")
+    one_by_one.create()
+
+    runtime.runner.catch_up()
+    ProjectionRunner(runtime.service, one_by_one, lead_days, batch_size=1).catch_up()
+
+    assert one_by_one.position() == runtime.views.position()
+    assert list(one_by_one.all_rows()) == list(runtime.views.all_rows())
