@@ -22,7 +22,7 @@ import structlog
 
 from domain.certification import Status
 from domain.fees import RevenueTier
-from projections.database import ViewDatabase
+from projections.database import Cursor, ViewDatabase
 from projections.status_view import StatusRow
 from projections.tracking import PositionMovedError, PositionTracker
 
@@ -87,6 +87,22 @@ class StatusViews:
             self.tracking.create_in(cursor)
             for statement in _schema(self.table):
                 cursor.execute(statement)
+            self._add_new_columns(cursor)
+            if self.db.dialect == "sqlite":
+                _index_names_on_sqlite(cursor, self.table)
+
+    def _add_new_columns(self, cursor: Cursor) -> None:
+        """Add the columns a table made by an earlier version lacks, and
+        project it again from the start, which fills them in every row."""
+        cursor.execute(_COLUMN_NAMES[self.db.dialect], {"table": self.table})
+        present = {row["name"] for row in cursor.fetchall()}
+        missing = [name for name in _ADDED_COLUMNS if name not in present]
+        for name in missing:
+            kind = _ADDED_COLUMNS[name]
+            cursor.execute(f"ALTER TABLE {self.table} ADD COLUMN {name} {kind}")
+        if missing:
+            self.tracking.set_in(cursor, 0)
+            log.warning("view_columns_added", table=self.table, columns=missing)
 
     def analyze(self) -> None:
         """Refresh the planner's statistics of the table.
@@ -103,11 +119,10 @@ class StatusViews:
         ``q`` is a substring search, which a b-tree cannot serve. Creating
         the pg_trgm extension needs the CREATE privilege on the database;
         without it the search still works, scanning the table, and this
-        returns False.
+        returns False. On SQLite, ``create`` made an FTS5 trigram index.
         """
         if self.db.dialect != "postgres":
-            # TODO: an FTS5 trigram table would serve q on SQLite the same way.
-            return False
+            return True
         try:
             with self.db.transaction() as cursor:
                 cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
@@ -125,6 +140,9 @@ class StatusViews:
     def drop(self) -> None:
         with self.db.transaction() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+            if self.db.dialect == "sqlite":
+                cursor.execute(f"DROP TABLE IF EXISTS {self.table}_trigrams")
+                cursor.execute(f"DROP TABLE IF EXISTS {self.table}_names")
             self.tracking.drop_in(cursor)
 
     def replace_with(self, other: StatusViews) -> None:
@@ -183,6 +201,12 @@ class StatusViews:
         """Return a page in a stable order (creation time, then id) and the
         cursor of the next page, or None on the last page."""
         clauses, params = _where(filters, today)
+        source = self.table
+        if filters.q:
+            clause, walk_in_order = self._name_clause(filters.q.casefold(), params)
+            clauses.append(clause)
+            if walk_in_order:
+                source = f"{self.table} INDEXED BY {self.table}_order"
         if after is not None:
             created_at, last_id = decode_cursor(after)
             clauses.append("(created_at, id) > (:after_created_at, :after_id)")
@@ -190,7 +214,7 @@ class StatusViews:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         params["limit"] = limit + 1
         rows = self.db.query(
-            f"SELECT row_json FROM {self.table} {where} "
+            f"SELECT row_json FROM {source} {where} "
             "ORDER BY created_at, id LIMIT :limit",
             params,
         )
@@ -199,6 +223,40 @@ class StatusViews:
             return page, None
         page = page[:limit]
         return page, encode_cursor(page[-1])
+
+    def _name_clause(self, key: str, params: dict[str, Any]) -> tuple[str, bool]:
+        """Return the condition that the name contains ``key``, and whether
+        the rows are better walked in list order than gathered and sorted.
+
+        On SQLite a key of three characters or more is looked up in the
+        trigram index; shorter ones, which have no trigram, scan the names.
+        The planner cannot tell how many names a key matches and always
+        gathers them all before sorting: slow for a word thousands of names
+        share, whose first page the list order reaches within a few hundred
+        rows. The rarest of the key's trigrams bounds the matches.
+        """
+        if self.db.dialect != "sqlite" or len(key) < TRIGRAM:
+            params["q"] = f"%{_escape_like(key)}%"
+            return "organisation_key LIKE :q ESCAPE '\\'", False
+        params["phrase"] = '"' + key.replace('"', '""') + '"'
+        clause = (
+            f"rowid IN (SELECT rowid FROM {self.table}_names "
+            f"WHERE {self.table}_names MATCH :phrase)"
+        )
+        return clause, self._names_with_rarest_trigram(key) > WALK_WHEN_MATCHES
+
+    def _names_with_rarest_trigram(self, key: str) -> int:
+        trigrams = {key[i : i + TRIGRAM] for i in range(len(key) - TRIGRAM + 1)}
+        names = {f"t{index}": trigram for index, trigram in enumerate(trigrams)}
+        placeholders = ", ".join(f":{name}" for name in names)
+        found = self.db.query(
+            f"SELECT COUNT(*) AS known, MIN(doc) AS fewest "
+            f"FROM {self.table}_trigrams WHERE term IN ({placeholders})",
+            names,
+        )[0]
+        if found["known"] < len(trigrams):
+            return 0  # a trigram no name has
+        return int(found["fewest"])
 
     def stats(self, today: date) -> list[StatsRow]:
         rows = self.db.query(
@@ -225,15 +283,23 @@ class StatusViews:
 
     def registry(self, today: date) -> list[StatusRow]:
         """Organisations certified today, and suspended ones that would be."""
-        # TODO: page the registry or cache it per view position; with 50,000
-        # entries, decoding every row's JSON takes seconds.
         rows = self.db.query(
-            f"SELECT row_json FROM {self.table} "
-            "WHERE (holds_certificate = 1 OR status = 'suspended') "
-            "AND valid_until >= :today ORDER BY organisation_key, id",
+            f"SELECT row_json FROM {self.table} WHERE {_REGISTERED} "
+            "ORDER BY organisation_key, id",
             {"today": today.isoformat()},
         )
         return [StatusRow.model_validate_json(row["row_json"]) for row in rows]
+
+    def registry_entries(self, today: date) -> str:
+        """Return the public registry's entries as one JSON array, in the
+        order of ``registry``; each has the fields of
+        ``api.schemas.RegistryEntry``."""
+        rows = self.db.query(
+            f"SELECT registry_entry FROM {self.table} WHERE {_REGISTERED} "
+            "ORDER BY organisation_key, id",
+            {"today": today.isoformat()},
+        )
+        return "[" + ",".join(row["registry_entry"] for row in rows) + "]"
 
     def due_for_reevaluation(self, today: date) -> list[UUID]:
         """Certified certifications whose re-evaluation is due, oldest first."""
@@ -312,9 +378,6 @@ def _where(filters: SearchFilters, today: date) -> tuple[list[str], dict[str, An
     if filters.due_before is not None:
         clauses.append("reevaluation_due_on < :due_before")
         params["due_before"] = filters.due_before.isoformat()
-    if filters.q:
-        clauses.append("organisation_key LIKE :q ESCAPE '\\'")
-        params["q"] = f"%{_escape_like(filters.q.casefold())}%"
     return clauses, params
 
 
@@ -338,7 +401,8 @@ def _schema(table: str) -> list[str]:
         "fee_due_cents BIGINT NOT NULL, "
         "created_at TEXT NOT NULL, "
         "position BIGINT NOT NULL, "
-        "row_json TEXT NOT NULL)",
+        "row_json TEXT NOT NULL, "
+        "registry_entry TEXT)",
         f"CREATE INDEX IF NOT EXISTS {table}_order ON {table} (created_at, id)",
         f"CREATE INDEX IF NOT EXISTS {table}_status "
         f"ON {table} (status, created_at, id)",
@@ -356,6 +420,70 @@ def _schema(table: str) -> list[str]:
     ]
 
 
+# The columns a view table has, by the dialect's own catalogue.
+_COLUMN_NAMES = {
+    "sqlite": "SELECT name FROM pragma_table_info(:table)",
+    "postgres": (
+        "SELECT column_name AS name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = :table"
+    ),
+}
+# Columns added since the first version of the table, with their types.
+_ADDED_COLUMNS = {"registry_entry": "TEXT"}
+# The rows the public registry lists: certified now, or suspended meanwhile.
+_REGISTERED = (
+    "(holds_certificate = 1 OR status = 'suspended') AND valid_until >= :today"
+)
+TRIGRAM = 3
+# Above this many matches, a name search walks the rows in list order.
+WALK_WHEN_MATCHES = 1_000
+
+
+def _index_names_on_sqlite(cursor: Cursor, table: str) -> None:
+    """Index the organisation names of ``table`` by trigram, kept in step by
+    triggers in the transaction of each write, and fill the index if new.
+
+    The names are case-folded already, so the index compares them as they
+    are: a match is then exactly a substring, as with LIKE.
+    """
+    names = f"{table}_names"
+    cursor.execute("SELECT 1 FROM sqlite_master WHERE name = :name", {"name": names})
+    exists = cursor.fetchone() is not None
+    cursor.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {names} USING fts5("
+        f"organisation_key, content='{table}', content_rowid='rowid', "
+        "tokenize='trigram case_sensitive 1')"
+    )
+    forget = (
+        f"INSERT INTO {names} ({names}, rowid, organisation_key) "
+        "VALUES ('delete', old.rowid, old.organisation_key);"
+    )
+    learn = (
+        f"INSERT INTO {names} (rowid, organisation_key) "
+        "VALUES (new.rowid, new.organisation_key);"
+    )
+    cursor.execute(
+        f"CREATE TRIGGER IF NOT EXISTS {names}_insert AFTER INSERT ON {table} "
+        f"BEGIN {learn} END"
+    )
+    cursor.execute(
+        f"CREATE TRIGGER IF NOT EXISTS {names}_delete AFTER DELETE ON {table} "
+        f"BEGIN {forget} END"
+    )
+    cursor.execute(
+        f"CREATE TRIGGER IF NOT EXISTS {names}_update AFTER UPDATE ON {table} "
+        "WHEN old.organisation_key IS NOT new.organisation_key "
+        f"BEGIN {forget} {learn} END"
+    )
+    # How many names hold each trigram, read by the search to pick its plan.
+    cursor.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {table}_trigrams "
+        f"USING fts5vocab({names}, 'row')"
+    )
+    if not exists:
+        cursor.execute(f"INSERT INTO {names} ({names}) VALUES ('rebuild')")
+
+
 _COLUMNS = (
     "id",
     "organisation_key",
@@ -371,6 +499,7 @@ _COLUMNS = (
     "created_at",
     "position",
     "row_json",
+    "registry_entry",
 )
 
 
@@ -400,7 +529,31 @@ def _columns(row: StatusRow) -> dict[str, Any]:
         "created_at": _instant(row.created_at),
         "position": row.position,
         "row_json": row.model_dump_json(),
+        "registry_entry": _registry_entry(row),
     }
+
+
+def _registry_entry(row: StatusRow) -> str | None:
+    """The row's entry in the public registry, as JSON, if it may be listed.
+
+    Kept beside the row, so that the registry of tens of thousands of
+    organisations is read, not built, on each request.
+    """
+    if not (row.holds_certificate or row.status is Status.SUSPENDED):
+        return None
+    organisation = row.organisation
+    return json.dumps(
+        {
+            "organisation": organisation["name"],
+            "website": organisation.get("website"),
+            "country": organisation["country"],
+            "models": [model["name"] for model in row.models],
+            "certified_since": _day(row.certified_since),
+            "valid_until": _day(row.valid_until),
+            "suspended": row.status is Status.SUSPENDED,
+        },
+        separators=(",", ":"),
+    )
 
 
 def _day(day: date | None) -> str | None:

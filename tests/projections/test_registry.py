@@ -1,11 +1,13 @@
 """The public registry: organisations certified today, suspended ones marked,
 and no one whose certification is over, expired or never was."""
 
+import json
 from datetime import date, datetime
 from uuid import UUID
 
 from domain.certification import Certification, Status, day_of
 from domain.clock import FixedClock
+from projections.status_view import StatusRow
 from service.composition import Runtime
 from tests.projections.steps import Steps, morning_of
 
@@ -176,3 +178,50 @@ def test_the_registry_agrees_with_the_certifications_on_every_day(
         at = morning_of(day)
         expected = {cert.id for cert in certifications if belongs_in_registry(cert, at)}
         assert {row.id for row in runtime.views.registry(day)} == expected, day
+
+
+def test_the_registry_entries_the_database_builds_are_those_of_the_rows(
+    runtime: Runtime, steps: Steps, clock: FixedClock
+) -> None:
+    certify_everyone_differently(steps, clock)
+    runtime.runner.catch_up()
+
+    for day in (date(2026, 3, 1), DURING_REEVALUATION.date(), date(2027, 3, 2)):
+        built = json.loads(runtime.views.registry_entries(day))
+        from_rows = [public_entry(row) for row in runtime.views.registry(day)]
+        assert built == from_rows, day
+    assert json.loads(runtime.views.registry_entries(date(2030, 1, 1))) == []
+
+
+def public_entry(row: StatusRow) -> dict[str, object]:
+    """What the public registry says of a listed row."""
+    return {
+        "organisation": row.organisation["name"],
+        "website": row.organisation.get("website"),
+        "country": row.organisation["country"],
+        "models": [model["name"] for model in row.models],
+        "certified_since": row.certified_since.isoformat()
+        if row.certified_since
+        else None,
+        "valid_until": row.valid_until.isoformat() if row.valid_until else None,
+        "suspended": row.status is Status.SUSPENDED,
+    }
+
+
+def test_an_earlier_view_table_gains_its_new_column_and_is_projected_again(
+    runtime: Runtime, steps: Steps, clock: FixedClock
+) -> None:
+    certify_everyone_differently(steps, clock)
+    runtime.runner.catch_up()
+    today = DURING_REEVALUATION.date()
+    with runtime.views.db.transaction() as cursor:
+        cursor.execute(f"ALTER TABLE {runtime.views.table} DROP COLUMN registry_entry")
+
+    runtime.views.create()
+    position_after_upgrade = runtime.views.position()
+    runtime.runner.catch_up()
+
+    assert position_after_upgrade == 0
+    built = json.loads(runtime.views.registry_entries(today))
+    assert built == [public_entry(row) for row in runtime.views.registry(today)]
+    assert len(built) == len(LISTED_DURING_REEVALUATION)

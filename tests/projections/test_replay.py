@@ -66,9 +66,11 @@ def test_a_replay_names_the_certification_and_field_of_a_tampered_row(
 
     assert replay.returncode == 1, replay.stderr
     assert f"{certified} status: live 'revoked', rebuilt 'certified'" in replay.stdout
-    # The tamper left holds_certificate as it was, which the column check sees.
+    # The tamper left the columns as they were, which the column check sees:
+    # holds_certificate, and the registry entry a revoked row has not.
     assert f"{certified} column holds_certificate: live 1" in replay.stdout
-    assert "2 differences" in replay.stdout
+    assert f"{certified} column registry_entry: live '{{" in replay.stdout
+    assert "3 differences" in replay.stdout
 
 
 def test_a_replay_finds_a_filter_column_changed_without_its_row(
