@@ -10,6 +10,7 @@ do not.
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated
@@ -21,7 +22,6 @@ from fastapi.exceptions import RequestValidationError
 from api.auth import Role, require
 from api.schemas import (
     Registry,
-    RegistryEntry,
     Stats,
     StatusPage,
     StatusTierCount,
@@ -164,14 +164,25 @@ def query_routes(read_wait_seconds: float) -> APIRouter:
     return router
 
 
+@dataclass
+class _RenderedRegistry:
+    """The last registry document served, kept until the views move on."""
+
+    document: tuple[str, str] = ("", "")  # ETag, body
+
+
 def registry_routes(cache_seconds: int = 60) -> APIRouter:
     router = APIRouter(tags=["public"])
+    cached = _RenderedRegistry()
 
     @router.get("/registry", response_model=Registry)
-    def registry(
-        request: Request, views: Views, service: Service, response: Response
-    ) -> Registry | Response:
-        """Organisations certified now; suspended ones are marked so. No token."""
+    def registry(request: Request, views: Views, service: Service) -> Response:
+        """Organisations certified now; suspended ones are marked so. No token.
+
+        The document is built by the database as JSON and served as it is;
+        the same view position on the same day gives the same document, so
+        it is built once for each.
+        """
         today = day_of(service.clock.now())
         etag = f'"{views.position()}-{today.isoformat()}"'
         cache = f"public, max-age={cache_seconds}"
@@ -179,12 +190,13 @@ def registry_routes(cache_seconds: int = 60) -> APIRouter:
             return Response(
                 status_code=304, headers={"ETag": etag, "Cache-Control": cache}
             )
-        response.headers["ETag"] = etag
-        response.headers["Cache-Control"] = cache
-        return Registry(
-            as_of=today,
-            organisations=[_registry_entry(row) for row in views.registry(today)],
-        )
+        headers = {"ETag": etag, "Cache-Control": cache}
+        served_etag, body = cached.document
+        if served_etag != etag:
+            entries = views.registry_entries(today)
+            body = f'{{"as_of":"{today.isoformat()}","organisations":{entries}}}'
+            cached.document = (etag, body)  # one assignment: threads share it
+        return Response(body, media_type="application/json", headers=headers)
 
     return router
 
@@ -240,15 +252,3 @@ def _stats(rows: list[StatsRow], position: int) -> Stats:
 
 def _total(amounts: Iterable[Decimal]) -> Decimal:
     return sum(amounts, Decimal(0))
-
-
-def _registry_entry(row: StatusRow) -> RegistryEntry:
-    return RegistryEntry(
-        organisation=row.organisation["name"],
-        website=row.organisation.get("website"),
-        country=row.organisation["country"],
-        models=[model["name"] for model in row.models],
-        certified_since=row.certified_since,
-        valid_until=row.valid_until,
-        suspended=row.status is Status.SUSPENDED,
-    )
