@@ -25,6 +25,7 @@ from service.cli_stream import (
     start_publisher,
 )
 from service.composition import Runtime, build_app, build_runtime
+from service.health_server import MetricsPortError
 from service.logs import configure_logging
 from service.roles import (
     add_metrics_port,
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result: int = args.run(runtime, args)
-    except TokenConfigError as error:
+    except (TokenConfigError, MetricsPortError) as error:
         print(f"certd: {error}", file=sys.stderr)
         return 2
     finally:
@@ -169,10 +170,11 @@ def _serve_with(runtime: Runtime, args: argparse.Namespace) -> int:
     scheduler = start_scheduler(
         runtime.scheduler_pass, runtime.settings.scheduler_interval, runtime.metrics
     )
-    health = start_health_server(
-        "serve", runtime, lambda: True, metrics_port(runtime, args)
-    )
+    health = None
     try:
+        health = start_health_server(
+            "serve", runtime, lambda: True, metrics_port(runtime, args)
+        )
         serve_http(app, args.host, args.port)
     finally:
         scheduler.shutdown(wait=True)

@@ -27,6 +27,10 @@ from service.metrics import Metrics
 log = structlog.get_logger(component="certd.health")
 
 
+class MetricsPortError(RuntimeError):
+    """The health and metrics endpoint cannot listen where it was told to."""
+
+
 class HealthServer:
     """Serve ``/healthz`` and ``/metrics`` from a daemon thread."""
 
@@ -40,7 +44,15 @@ class HealthServer:
     ) -> None:
         handler = _handler_class(role, is_alive, metrics)
         self.role = role
-        self._server = ThreadingHTTPServer((host, port), handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as error:
+            msg = (
+                f"the metrics endpoint cannot listen on {host}:{port} "
+                f"({error.strerror}); set CERTD_METRICS_PORT or --metrics-port "
+                "to a free port"
+            )
+            raise MetricsPortError(msg) from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="health-server", daemon=True

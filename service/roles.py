@@ -27,7 +27,7 @@ from projections.publisher import PublisherThread
 from projections.runner import start_in_thread
 from scheduler.jobs import start_scheduler
 from service.composition import build_payment_consumer, build_publisher
-from service.health_server import HealthServer
+from service.health_server import HealthServer, MetricsPortError
 
 if TYPE_CHECKING:
     from service.composition import Runtime
@@ -57,7 +57,11 @@ def run_role(
     """Run one role until SIGTERM or SIGINT; 0 when stopped, 1 if it died."""
     stopping = stop_on_signals()
     worker = start(runtime)
-    health = start_health_server(role, runtime, worker.is_alive, metrics_port)
+    try:
+        health = start_health_server(role, runtime, worker.is_alive, metrics_port)
+    except MetricsPortError:
+        worker.stop()
+        raise
     log.info("role_started", role=role)
     status = 0
     while not stopping.wait(WATCH_INTERVAL_SECONDS):
