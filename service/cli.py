@@ -190,7 +190,13 @@ def _serve_with(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _api(runtime: Runtime, args: argparse.Namespace) -> int:
-    """The API alone: it reads the views that ``certd project`` keeps."""
+    """The API alone: it reads the views that ``certd project`` keeps.
+
+    Its /readyz asks the store, not the broker, even with one configured:
+    this process never uses the broker, and taking every API replica out of
+    the load balancer while Kafka is away would refuse commands that the
+    publisher relays anyway once it is back.
+    """
     app = build_app(runtime)
     health = start_health_server(
         "api", runtime, lambda: True, metrics_port(runtime, args)
