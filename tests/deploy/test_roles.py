@@ -258,6 +258,8 @@ def test_api_alone_answers_commands_but_leaves_the_views_to_the_runner(
         str(port),
         database_url=postgres_url,
         api_tokens="applicant:applicant-token",
+        # No broker listens there: the API alone neither uses nor needs one.
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
     )
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, trust_env=False, timeout=30) as client:
@@ -269,7 +271,8 @@ def test_api_alone_answers_commands_but_leaves_the_views_to_the_runner(
         healthz = client.get("/healthz")
         # A runner inside would have projected it at once (NOTIFY wakes it).
         time.sleep(1.5)
-        lag_without_runner = client.get("/readyz").json()["views"]["lag"]
+        ready = client.get("/readyz")
+        lag_without_runner = ready.json()["views"]["lag"]
         project = launch("project", database_url=postgres_url)
         wait_until(
             lambda: client.get("/readyz").json()["views"]["lag"] == 0,
@@ -280,6 +283,8 @@ def test_api_alone_answers_commands_but_leaves_the_views_to_the_runner(
     assert started.status_code == 201, started.text
     assert healthz.status_code == 200
     assert api.healthz().json() == {"status": "ok", "role": "api"}
+    assert ready.status_code == 200
+    assert "broker" not in ready.json()
     assert lag_without_runner == 1
     assert_stopped_cleanly(api.stop())
     assert_stopped_cleanly(project.stop())
