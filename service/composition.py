@@ -60,6 +60,14 @@ class Runtime:
     scheduler_pass: SchedulerPass
     metrics: Metrics
 
+    def published_topic(self) -> str | None:
+        """The event topic, when a broker is configured to publish it to.
+
+        Asked anew each time: ``certd serve --embedded-broker`` sets the
+        broker after the runtime is built.
+        """
+        return self.settings.kafka_topic if self.settings.kafka_bootstrap else None
+
     def close(self) -> None:
         self.views.db.close()
         self.service.close()
@@ -79,10 +87,9 @@ def build_runtime(
         service, views, settings.reevaluation_lead_days, settings.projection_batch
     )
     scheduler_pass = SchedulerPass(service, views, runner)
-    metrics.watch_positions(
-        service, views.db, settings.kafka_topic if settings.kafka_bootstrap else None
-    )
-    return Runtime(settings, service, views, runner, scheduler_pass, metrics)
+    runtime = Runtime(settings, service, views, runner, scheduler_pass, metrics)
+    metrics.watch_positions(service, views.db, runtime.published_topic)
+    return runtime
 
 
 def build_publisher(

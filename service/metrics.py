@@ -12,7 +12,7 @@ never an id, a token or anything a person typed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -126,11 +126,11 @@ class Metrics:
         self,
         service: CertificationService,
         db: ViewDatabase,
-        publisher_topic: str | None,
+        publisher_topic: Callable[[], str | None],
     ) -> None:
         """Report the store's, the views' and the publisher's positions and
-        lags, read from ``db`` at each scrape; the publisher's only when
-        ``publisher_topic`` is given (a broker is configured)."""
+        lags, read from ``db`` at each scrape; the publisher's only while
+        ``publisher_topic`` names a topic (a broker is configured)."""
         self.registry.register(PositionsCollector(service, db, publisher_topic))
 
     def exposition(self) -> bytes:
@@ -144,14 +144,15 @@ class PositionsCollector(Collector):
 
     service: CertificationService
     db: ViewDatabase
-    publisher_topic: str | None
+    publisher_topic: Callable[[], str | None]
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "certd_store_up", "1 when the store answered this scrape, else 0."
         )
+        topic = self.publisher_topic()
         try:
-            store, readers = self._read()
+            store, readers = self._read(topic)
         except Exception as error:  # a scrape must not fail with the store
             log.warning("metrics_store_unreachable", error=type(error).__name__)
             up.add_metric([], 0)
@@ -165,20 +166,20 @@ class PositionsCollector(Collector):
         yield from _reader_gauges(
             "certd_view", "the status views", readers["view"], store
         )
-        if self.publisher_topic is not None:
+        if topic is not None:
             yield from _reader_gauges(
                 "certd_publisher",
-                f"the publisher of {self.publisher_topic}",
+                f"the publisher of {topic}",
                 readers["publisher"],
                 store,
             )
 
-    def _read(self) -> tuple[int, dict[str, int]]:
+    def _read(self, topic: str | None) -> tuple[int, dict[str, int]]:
         # The readers first: a position read before the store's can only
         # make a lag look larger, never negative.
         readers = {"view": PositionTracker(self.db, LIVE_TABLE).position()}
-        if self.publisher_topic is not None:
-            tracker = PositionTracker(self.db, tracking_name(self.publisher_topic))
+        if topic is not None:
+            tracker = PositionTracker(self.db, tracking_name(topic))
             readers["publisher"] = tracker.position()
         return self.service.ping_store(), readers
 
