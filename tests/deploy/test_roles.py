@@ -84,7 +84,7 @@ def test_project_alone_keeps_the_views_within_the_store_and_resumes_after_sigter
         # The view first: a store position read after it can only be later.
         view = runtime.views.position()
         behind_or_level.append(view <= store_position(runtime))
-    stopped = project.stop()  # most likely in the middle of the catch-up
+    stopped = project.stop()  # it may be in the middle of a batch
     position_at_stop = runtime.views.position()
     for index in range(10, 14):
         one_lifecycle(steps, index)
