@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response, status
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.auth import Role, TokenTable, require
 from api.errors import install_error_handlers
@@ -60,6 +61,12 @@ class PublisherStatus(Protocol):
     def position(self) -> int: ...
 
 
+class MetricsSource(Protocol):
+    """The process's metrics, in Prometheus' text format."""
+
+    def exposition(self) -> bytes: ...
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
 }
@@ -72,6 +79,7 @@ def create_app(
     runner: ProjectionRunner,
     read_wait_seconds: float = 2.0,
     publisher: PublisherStatus | None = None,
+    metrics: MetricsSource | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="certd",
@@ -87,6 +95,8 @@ def create_app(
     install_error_handlers(app)
     app.middleware("http")(_log_request)
     app.include_router(_health_routes())
+    if metrics is not None:
+        app.include_router(_metrics_routes(metrics))
     app.include_router(_command_routes(), prefix="/v1")
     app.include_router(_history_routes(), prefix="/v1")
     app.include_router(query_routes(read_wait_seconds), prefix="/v1")
@@ -322,6 +332,22 @@ def _health_routes() -> APIRouter:
             },
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
+
+    return router
+
+
+def _metrics_routes(metrics: MetricsSource) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/metrics", response_class=Response)
+    def metrics_text(actor: Operator) -> Response:
+        """The process's Prometheus metrics, for operators only.
+
+        This port faces the clients, and the counts tell how much business
+        the service does; Prometheus scrapes the role's metrics port
+        (``CERTD_METRICS_PORT``), which is never published, instead.
+        """
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

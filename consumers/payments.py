@@ -144,7 +144,30 @@ class PaymentDeferredError(Exception):
 
 
 class _NotAPaymentError(Exception):
-    """The message is not a payment the service can apply; dead-letter it."""
+    """The message is not a payment the service can apply; dead-letter it.
+
+    ``kind`` names the reason in a word for the metrics: ``invalid``,
+    ``unknown_certification`` or ``refused``.
+    """
+
+    def __init__(self, reason: str, kind: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+class PaymentObserver(Protocol):
+    """Told what became of each payment message, beside its log line."""
+
+    def payment_handled(self, outcome: str) -> None: ...
+    def payment_dead_lettered(self, reason: str) -> None: ...
+
+
+class _Unobserved:
+    def payment_handled(self, outcome: str) -> None:
+        pass
+
+    def payment_dead_lettered(self, reason: str) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -152,6 +175,7 @@ class _Handler:
     service: RecordsPayments
     dead_letters: DefaultPublisher
     retry: RetryPolicy
+    observer: PaymentObserver
 
     async def handle(self, body: bytes, message: StreamMessage[Any]) -> None:
         record = message.raw_message
@@ -171,12 +195,16 @@ class _Handler:
         except _NotAPaymentError as error:
             await self._dead_letter(body, message, record, str(error))
             message_log.warning("payment_dead_lettered", reason=str(error))
+            self.observer.payment_dead_lettered(error.kind)
             return
+        except PaymentDeferredError:
+            self.observer.payment_handled("deferred")
+            raise
+        consumed = "repeat" if outcome.position is None else "recorded"
         message_log.info(
-            "payment_consumed",
-            outcome="repeat" if outcome.position is None else "recorded",
-            position=outcome.position,
+            "payment_consumed", outcome=consumed, position=outcome.position
         )
+        self.observer.payment_handled(consumed)
 
     async def _record(
         self, payment: PaymentMessage, message_log: FilteringBoundLogger
@@ -198,7 +226,7 @@ class _Handler:
                 )
             except Exception as error:
                 if _is_verdict(error):
-                    raise _NotAPaymentError(_reason(error)) from error
+                    raise _verdict(error) from error
                 expected = isinstance(error, _PASSING)
                 if attempt >= self.retry.attempts:
                     message_log.error(
@@ -256,10 +284,12 @@ def _is_verdict(error: Exception) -> bool:
     )
 
 
-def _reason(error: Exception) -> str:
+def _verdict(error: Exception) -> _NotAPaymentError:
     if isinstance(error, CertificationNotFoundError):
-        return f"unknown certification: {error}"
-    return f"refused: {error}"
+        return _NotAPaymentError(
+            f"unknown certification: {error}", "unknown_certification"
+        )
+    return _NotAPaymentError(f"refused: {error}", "refused")
 
 
 def _parse(body: bytes) -> PaymentMessage:
@@ -269,7 +299,7 @@ def _parse(body: bytes) -> PaymentMessage:
         problems = describe_validation_errors(error.errors())
         detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         msg = f"not a valid payment: {detail}"
-        raise _NotAPaymentError(msg) from None
+        raise _NotAPaymentError(msg, "invalid") from None
 
 
 async def _raw_body(message: StreamMessage[Any]) -> bytes:
@@ -343,6 +373,7 @@ def create_payment_consumer(
     settings: Settings,
     service: RecordsPayments,
     retry: RetryPolicy | None = None,
+    observer: PaymentObserver | None = None,
 ) -> PaymentConsumer:
     """Build the broker and the application that turn payments into commands.
 
@@ -379,7 +410,9 @@ def create_payment_consumer(
         "content-type application/cloudevents+json.",
         schema=CertificationEventEnvelope,
     )
-    handler = _Handler(service, dead_letters, retry or RetryPolicy())
+    handler = _Handler(
+        service, dead_letters, retry or RetryPolicy(), observer or _Unobserved()
+    )
 
     @broker.subscriber(
         settings.kafka_payments_topic,

@@ -420,6 +420,10 @@ class PublisherThread:
         if not self._thread.is_alive():
             self.publisher.close()
 
+    @property
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
     def broker_reachable(self, timeout: float = 1.0) -> bool:
         loop = self._loop
         if loop is None or not self._thread.is_alive():

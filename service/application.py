@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import structlog
@@ -82,6 +82,12 @@ class PaymentOutcome:
     position: int | None
 
 
+class CommandObserver(Protocol):
+    """Told of each command handled, beside its log line (the metrics)."""
+
+    def command_handled(self, command: str, outcome: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class RenewalPolicy:
     reevaluation_lead_days: int = 60
@@ -103,11 +109,16 @@ class CertificationService(Application[UUID]):
     name = "certifications"
 
     def __init__(
-        self, env: EnvType, clock: Clock, policy: RenewalPolicy | None = None
+        self,
+        env: EnvType,
+        clock: Clock,
+        policy: RenewalPolicy | None = None,
+        observer: CommandObserver | None = None,
     ) -> None:
         super().__init__(env)
         self.clock = clock
         self.policy = policy or RenewalPolicy()
+        self.observer = observer
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Configure the store from the given settings alone, not os.environ."""
@@ -144,14 +155,14 @@ class CertificationService(Application[UUID]):
         except ConcurrentWriteError:
             first_stored = self.history(certification_id)[0]
             if event_data(first_stored) != event_data(started):
-                _log_command(certification_id, "start", "refused")
+                self._log_command(certification_id, "start", "refused")
                 raise IdempotencyKeyReusedError(
                     "Idempotency-Key",
                     "this key already started an application with another body",
                 ) from None
-            _log_command(certification_id, "start", "repeat")
+            self._log_command(certification_id, "start", "repeat")
             return Outcome(self.get(certification_id), None)
-        _log_command(certification_id, "start", "accepted", position=position)
+        self._log_command(certification_id, "start", "accepted", position=position)
         return Outcome(certification, position)
 
     def submit(
@@ -292,9 +303,9 @@ class CertificationService(Application[UUID]):
             decide(certification)
             position = self.store_changes(certification)
         except CertificationError as error:
-            _log_command(certification_id, command, _outcome_of(error))
+            self._log_command(certification_id, command, _outcome_of(error))
             raise
-        _log_command(
+        self._log_command(
             certification_id,
             command,
             "accepted",
@@ -312,9 +323,11 @@ class CertificationService(Application[UUID]):
             record = certification.pay(form, actor=actor, at=self.clock.now())
             position = None if is_repeat else self.store_changes(certification)
         except CertificationError as error:
-            _log_command(certification_id, "pay", _outcome_of(error), kind=form.kind)
+            self._log_command(
+                certification_id, "pay", _outcome_of(error), kind=form.kind
+            )
             raise
-        _log_command(
+        self._log_command(
             certification_id,
             "pay",
             "repeat" if is_repeat else "accepted",
@@ -322,6 +335,19 @@ class CertificationService(Application[UUID]):
             position=position,
         )
         return PaymentOutcome(certification, record, position)
+
+    def _log_command(
+        self, certification_id: UUID, command: str, outcome: str, **fields: object
+    ) -> None:
+        log.info(
+            "command_handled",
+            certification_id=str(certification_id),
+            command=command,
+            outcome=outcome,
+            **fields,
+        )
+        if self.observer is not None:
+            self.observer.command_handled(command, outcome)
 
     def store_changes(self, certification: Certification) -> int | None:
         """Store the pending events; return the position of the last one."""
@@ -348,18 +374,6 @@ def event_data(event: DomainEventProtocol[Any]) -> dict[str, Any]:
         for key, value in vars(event).items()
         if key not in bookkeeping and key != "originator_topic"
     }
-
-
-def _log_command(
-    certification_id: UUID, command: str, outcome: str, **fields: object
-) -> None:
-    log.info(
-        "command_handled",
-        certification_id=str(certification_id),
-        command=command,
-        outcome=outcome,
-        **fields,
-    )
 
 
 def _outcome_of(error: CertificationError) -> str:

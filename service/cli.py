@@ -1,14 +1,11 @@
 """``certd``: the one entry point of the service."""
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from datetime import date, datetime
 
 import structlog
-import uvicorn
 from pydantic import ValidationError
 from tqdm import tqdm
 
@@ -28,7 +25,17 @@ from service.cli_stream import (
     start_publisher,
 )
 from service.composition import Runtime, build_app, build_runtime
+from service.health_server import MetricsPortError
 from service.logs import configure_logging
+from service.roles import (
+    add_metrics_port,
+    metrics_port,
+    projection_worker,
+    run_role,
+    scheduler_worker,
+    serve_http,
+    start_health_server,
+)
 from service.settings import Settings
 from service.store import DatabaseUrlError
 
@@ -55,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result: int = args.run(runtime, args)
-    except TokenConfigError as error:
+    except (TokenConfigError, MetricsPortError) as error:
         print(f"certd: {error}", file=sys.stderr)
         return 2
     finally:
@@ -71,10 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(required=True, metavar="VERB")
 
     serve = verbs.add_parser(
-        "serve", help="run the whole service in one process (API and projections)"
+        "serve",
+        help="run the whole service in one process: the API, projections, "
+        "publisher and payment consumer (with a broker) and scheduler",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    add_metrics_port(serve)
     serve.add_argument(
         "--embedded-broker",
         action="store_true",
@@ -83,9 +93,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
+    api = verbs.add_parser(
+        "api",
+        help="run only the HTTP API (no projections, publisher, consumer or "
+        "scheduler), until SIGTERM",
+    )
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    add_metrics_port(api)
+    api.set_defaults(run=_api)
+
     project = verbs.add_parser(
         "project", help="run only the projection runner, until SIGTERM"
     )
+    add_metrics_port(project)
     project.set_defaults(run=_project)
 
     replay = verbs.add_parser(
@@ -113,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_aware_instant,
         help="pretend it is this instant (ISO 8601 with a timezone); with --once",
     )
+    add_metrics_port(schedule)
     schedule.set_defaults(run=_schedule)
 
     listing = verbs.add_parser("list", help="print the status views as a table")
@@ -140,26 +162,20 @@ def _serve(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _serve_with(runtime: Runtime, args: argparse.Namespace) -> int:
+    """Every part in this process: the API, with the others in threads."""
     publisher = start_publisher(runtime)
     app = build_app(runtime, publisher)
     payments = start_payment_consumer(runtime)
     thread, stopping = start_in_thread(runtime.runner)
     scheduler = start_scheduler(
-        runtime.scheduler_pass, runtime.settings.scheduler_interval
+        runtime.scheduler_pass, runtime.settings.scheduler_interval, runtime.metrics
     )
-    log.info("serving", host=args.host, port=args.port)
-    # uvicorn raises SIGTERM again once it has shut down; with the default
-    # handler that would end the process before the parts below are stopped.
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    health = None
     try:
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=10,
+        health = start_health_server(
+            "serve", runtime, lambda: True, metrics_port(runtime, args)
         )
+        serve_http(app, args.host, args.port)
     finally:
         scheduler.shutdown(wait=True)
         stopping.set()
@@ -168,13 +184,33 @@ def _serve_with(runtime: Runtime, args: argparse.Namespace) -> int:
             publisher.stop()
         if payments is not None:
             payments.stop()
+        if health is not None:
+            health.stop()
+    return 0
+
+
+def _api(runtime: Runtime, args: argparse.Namespace) -> int:
+    """The API alone: it reads the views that ``certd project`` keeps.
+
+    Its /readyz asks the store, not the broker, even with one configured:
+    this process never uses the broker, and taking every API replica out of
+    the load balancer while Kafka is away would refuse commands that the
+    publisher relays anyway once it is back.
+    """
+    app = build_app(runtime)
+    health = start_health_server(
+        "api", runtime, lambda: True, metrics_port(runtime, args)
+    )
+    try:
+        serve_http(app, args.host, args.port)
+    finally:
+        if health is not None:
+            health.stop()
     return 0
 
 
 def _project(runtime: Runtime, args: argparse.Namespace) -> int:
-    stopping = _stop_on_signals()
-    runtime.runner.run(stopping)
-    return 0
+    return run_role("project", runtime, projection_worker, metrics_port(runtime, args))
 
 
 def _replay(runtime: Runtime, args: argparse.Namespace) -> int:
@@ -215,13 +251,7 @@ def _schedule(runtime: Runtime, args: argparse.Namespace) -> int:
             f"skipped {report.skipped} already raised elsewhere"
         )
         return 0
-    stopping = _stop_on_signals()
-    scheduler = start_scheduler(
-        runtime.scheduler_pass, runtime.settings.scheduler_interval
-    )
-    stopping.wait()
-    scheduler.shutdown(wait=True)
-    return 0
+    return run_role("schedule", runtime, scheduler_worker, metrics_port(runtime, args))
 
 
 def _aware_instant(text: str) -> datetime:
@@ -234,13 +264,6 @@ def _aware_instant(text: str) -> datetime:
         msg = f"{text!r} has no timezone; add one, e.g. +00:00 or Z"
         raise argparse.ArgumentTypeError(msg)
     return instant
-
-
-def _stop_on_signals() -> threading.Event:
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
-    return stopping
 
 
 def _list(runtime: Runtime, args: argparse.Namespace) -> int:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from consumers.asyncapi import DOCUMENT_PATH, asyncapi_document
 from consumers.payments import PaymentConsumerThread
 from service.composition import build_payment_consumer
+from service.roles import add_metrics_port, metrics_port, payment_worker, run_role
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,6 +28,7 @@ def add_payment_verbs(
         help="run only the payment consumer of CERTD_KAFKA_PAYMENTS_TOPIC, "
         "until SIGTERM (needs CERTD_KAFKA_BOOTSTRAP)",
     )
+    add_metrics_port(consume)
     consume.set_defaults(run=consume_payments)
 
     asyncapi = verbs.add_parser(
@@ -49,11 +49,7 @@ def consume_payments(runtime: Runtime, args: argparse.Namespace) -> int:
     if not runtime.settings.kafka_bootstrap:
         print(f"certd: {NO_BOOTSTRAP}", file=sys.stderr)
         return 2
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
-    build_payment_consumer(runtime.settings, runtime.service).run(stopping)
-    return 0
+    return run_role("consume", runtime, payment_worker, metrics_port(runtime, args))
 
 
 def start_payment_consumer(runtime: Runtime) -> PaymentConsumerThread | None:
@@ -61,7 +57,7 @@ def start_payment_consumer(runtime: Runtime) -> PaymentConsumerThread | None:
     if not runtime.settings.kafka_bootstrap:
         return None
     thread = PaymentConsumerThread(
-        build_payment_consumer(runtime.settings, runtime.service)
+        build_payment_consumer(runtime.settings, runtime.service, runtime.metrics)
     )
     thread.start()
     return thread

@@ -4,9 +4,7 @@ embedded broker of ``certd serve --embedded-broker``."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -16,10 +14,11 @@ from typing import TYPE_CHECKING
 import structlog
 from kafka.errors import KafkaError
 
-from projections.publisher import EventPublisher, PublisherThread
+from projections.publisher import PublisherThread
 from service.composition import build_publisher
 from service.embedded_broker import TansuBroker
 from service.kafka_admin import TopicAdminError, ensure_topics, topic_specs
+from service.roles import add_metrics_port, metrics_port, publisher_worker, run_role
 from service.settings import Settings
 from service.tail import TailError, TailOptions, tail
 
@@ -49,6 +48,7 @@ def add_stream_verbs(
         help="run only the event publisher, until SIGTERM (needs "
         "CERTD_KAFKA_BOOTSTRAP)",
     )
+    add_metrics_port(publish)
     publish.set_defaults(run=publish_events)
 
     topics = verbs.add_parser("topics", help="manage the service's Kafka topics")
@@ -97,20 +97,7 @@ def publish_events(runtime: Runtime, args: argparse.Namespace) -> int:
     if not runtime.settings.kafka_bootstrap:
         print(f"certd: {NO_BOOTSTRAP}", file=sys.stderr)
         return 2
-    publisher = build_publisher(runtime.settings, runtime.service)
-    try:
-        asyncio.run(_publish_until_signalled(publisher))
-    finally:
-        publisher.close()
-    return 0
-
-
-async def _publish_until_signalled(publisher: EventPublisher) -> None:
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    await publisher.run(stopping)
+    return run_role("publish", runtime, publisher_worker, metrics_port(runtime, args))
 
 
 def start_publisher(runtime: Runtime) -> PublisherThread | None:

@@ -11,20 +11,31 @@ from fastapi import FastAPI
 
 from api.app import PublisherStatus, create_app
 from api.auth import TokenTable
-from consumers.payments import PaymentConsumer, create_payment_consumer
+from consumers.payments import (
+    PaymentConsumer,
+    PaymentObserver,
+    create_payment_consumer,
+)
 from domain.clock import Clock, SystemClock
 from projections.publisher import EventPublisher, tracking_name
 from projections.runner import ProjectionRunner
 from projections.tracking import PositionTracker
 from projections.views import StatusViews
 from scheduler.passes import SchedulerPass
-from service.application import CertificationService, RenewalPolicy
+from service.application import (
+    CertificationService,
+    CommandObserver,
+    RenewalPolicy,
+)
+from service.metrics import Metrics
 from service.settings import Settings
 from service.store import persistence_env, store_setup_lock, view_database
 
 
 def build_service(
-    settings: Settings, clock: Clock | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    observer: CommandObserver | None = None,
 ) -> CertificationService:
     with store_setup_lock(settings.database_url):
         return CertificationService(
@@ -34,6 +45,7 @@ def build_service(
                 reevaluation_lead_days=settings.reevaluation_lead_days,
                 grace_days=settings.grace_days,
             ),
+            observer=observer,
         )
 
 
@@ -46,14 +58,28 @@ class Runtime:
     views: StatusViews
     runner: ProjectionRunner
     scheduler_pass: SchedulerPass
+    metrics: Metrics
+
+    def published_topic(self) -> str | None:
+        """The event topic, when a broker is configured to publish it to.
+
+        Asked anew each time: ``certd serve --embedded-broker`` sets the
+        broker after the runtime is built.
+        """
+        return self.settings.kafka_topic if self.settings.kafka_bootstrap else None
 
     def close(self) -> None:
         self.views.db.close()
         self.service.close()
 
 
-def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
-    service = build_service(settings, clock)
+def build_runtime(
+    settings: Settings, clock: Clock | None = None, metrics: Metrics | None = None
+) -> Runtime:
+    """Wire the parts over the database; each counts into ``metrics`` (a
+    registry of the runtime's own when not given)."""
+    metrics = metrics or Metrics()
+    service = build_service(settings, clock, metrics)
     views = StatusViews(view_database(settings.database_url))
     views.create()
     views.index_names_for_search()
@@ -61,7 +87,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         service, views, settings.reevaluation_lead_days, settings.projection_batch
     )
     scheduler_pass = SchedulerPass(service, views, runner)
-    return Runtime(settings, service, views, runner, scheduler_pass)
+    runtime = Runtime(settings, service, views, runner, scheduler_pass, metrics)
+    metrics.watch_positions(service, views.db, runtime.published_topic)
+    return runtime
 
 
 def build_publisher(
@@ -88,13 +116,15 @@ def build_publisher(
 
 
 def build_payment_consumer(
-    settings: Settings, service: CertificationService
+    settings: Settings,
+    service: CertificationService,
+    observer: PaymentObserver | None = None,
 ) -> PaymentConsumer:
     """The consumer that turns ``settings.kafka_payments_topic`` into payments."""
     if not settings.kafka_bootstrap:
         msg = "CERTD_KAFKA_BOOTSTRAP is not set: there is no broker to consume from"
         raise ValueError(msg)
-    return create_payment_consumer(settings, service)
+    return create_payment_consumer(settings, service, observer=observer)
 
 
 def build_app(runtime: Runtime, publisher: PublisherStatus | None = None) -> FastAPI:
@@ -106,4 +136,5 @@ def build_app(runtime: Runtime, publisher: PublisherStatus | None = None) -> Fas
         runtime.runner,
         runtime.settings.read_wait_seconds,
         publisher=publisher,
+        metrics=runtime.metrics,
     )

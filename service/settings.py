@@ -1,13 +1,27 @@
-"""Settings, read from ``CERTD_*`` environment variables (see the README)."""
+"""Settings, read from ``CERTD_*`` environment variables (see the README).
 
-from typing import Literal
+The two settings that may hold a secret, ``CERTD_API_TOKENS`` and
+``CERTD_DATABASE_URL`` (its password), can instead be read from a file named
+by ``CERTD_API_TOKENS_FILE`` or ``CERTD_DATABASE_URL_FILE``: that is how
+container secrets arrive (``/run/secrets/NAME``), and it keeps them out of
+the process environment, which ``docker inspect`` and crash reports show.
+"""
 
-from pydantic import Field, SecretStr
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Settings that may come from a file, and the setting naming that file.
+FROM_FILE = {"api_tokens": "api_tokens_file", "database_url": "database_url_file"}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CERTD_", frozen=True)
+    # Errors never quote a value: it may be a token or a password.
+    model_config = SettingsConfigDict(
+        env_prefix="CERTD_", frozen=True, hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         default="sqlite:///var/certd.sqlite",
@@ -60,3 +74,51 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65_535,
+        description="port of the health and metrics endpoint of project, publish, "
+        "consume, schedule and api (/healthz, /metrics); none when not set",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the health and metrics endpoint listens on "
+        "(0.0.0.0 in a container)",
+    )
+    api_tokens_file: Path | None = Field(
+        default=None, description="a file holding CERTD_API_TOKENS instead"
+    )
+    database_url_file: Path | None = Field(
+        default=None, description="a file holding CERTD_DATABASE_URL instead"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, values: Any) -> Any:
+        """Fill each setting that names a file with the file's text.
+
+        Naming both the setting and its file is refused: which one wins
+        would be a guess.
+        """
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for name, file_setting in FROM_FILE.items():
+            path = values.get(file_setting)
+            if not path:
+                continue
+            if values.get(name):
+                both = f"CERTD_{name.upper()} or CERTD_{file_setting.upper()}"
+                msg = f"set {both}, not both"
+                raise ValueError(msg)
+            values[name] = _read_secret(Path(path), file_setting)
+        return values
+
+
+def _read_secret(path: Path, setting: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        msg = f"CERTD_{setting.upper()}: cannot read {path}: {error.strerror}"
+        raise ValueError(msg) from None
