@@ -294,9 +294,11 @@ class StatusViews:
         """Return the public registry's entries as one JSON array, in the
         order of ``registry``; each has the fields of
         ``api.schemas.RegistryEntry``."""
+        # A row not yet projected again since its table gained the column
+        # has no entry, and is left out until it is.
         rows = self.db.query(
             f"SELECT registry_entry FROM {self.table} WHERE {_REGISTERED} "
-            "ORDER BY organisation_key, id",
+            "AND registry_entry IS NOT NULL ORDER BY organisation_key, id",
             {"today": today.isoformat()},
         )
         return "[" + ",".join(row["registry_entry"] for row in rows) + "]"

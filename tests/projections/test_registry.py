@@ -219,9 +219,11 @@ def test_an_earlier_view_table_gains_its_new_column_and_is_projected_again(
 
     runtime.views.create()
     position_after_upgrade = runtime.views.position()
+    before_projected_again = runtime.views.registry_entries(today)
     runtime.runner.catch_up()
 
     assert position_after_upgrade == 0
+    assert json.loads(before_projected_again) == []
     built = json.loads(runtime.views.registry_entries(today))
     assert built == [public_entry(row) for row in runtime.views.registry(today)]
     assert len(built) == len(LISTED_DURING_REEVALUATION)
