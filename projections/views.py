@@ -12,6 +12,7 @@ import base64
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -152,10 +153,11 @@ class StatusViews:
             self.tracking.lock(cursor)
             position = other.tracking.lock(cursor) or 0
             cursor.execute(f"DELETE FROM {self.table}")
-            cursor.execute(
-                f"INSERT INTO {self.table} ({columns}) "
-                f"SELECT {columns} FROM {other.table}"
-            )
+            with self._indexing_new_names(cursor):
+                cursor.execute(
+                    f"INSERT INTO {self.table} ({columns}) "
+                    f"SELECT {columns} FROM {other.table}"
+                )
             self.tracking.set_in(cursor, position)
 
     def position(self) -> int:
@@ -186,7 +188,32 @@ class StatusViews:
         with self.db.transaction() as cursor:
             self.tracking.move(cursor, from_position, to_position)
             if rows:
-                cursor.executemany(_upsert(self.table), [_columns(r) for r in rows])
+                with self._indexing_new_names(cursor):
+                    cursor.executemany(
+                        _upsert(self.table), [_columns(row) for row in rows]
+                    )
+
+    @contextmanager
+    def _indexing_new_names(self, cursor: Cursor) -> Iterator[None]:
+        """Add the names of the rows inserted in the block to SQLite's name
+        index, in one statement at its end.
+
+        A new row takes a rowid past every row before it. An insert trigger
+        would index the names one statement per row, which cost six times
+        as much (a third of a catch-up's writing).
+        """
+        if self.db.dialect != "sqlite":
+            yield
+            return
+        cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS last FROM {self.table}")
+        found = cursor.fetchone()
+        last = 0 if found is None else int(found["last"])
+        yield
+        cursor.execute(
+            f"INSERT INTO {self.table}_names (rowid, organisation_key) "
+            f"SELECT rowid, organisation_key FROM {self.table} WHERE rowid > :last",
+            {"last": last},
+        )
 
     def get(self, certification_id: UUID) -> StatusRow | None:
         return self.load([certification_id]).get(certification_id)
@@ -442,11 +469,14 @@ WALK_WHEN_MATCHES = 1_000
 
 
 def _index_names_on_sqlite(cursor: Cursor, table: str) -> None:
-    """Index the organisation names of ``table`` by trigram, kept in step by
-    triggers in the transaction of each write, and fill the index if new.
+    """Index the organisation names of ``table`` by trigram, and fill the
+    index if new.
 
-    The names are case-folded already, so the index compares them as they
-    are: a match is then exactly a substring, as with LIKE.
+    New rows are indexed by the writes that insert them
+    (``StatusViews._indexing_new_names``); triggers keep the index in step
+    when a row goes or its name changes, in the same transaction. The names
+    are case-folded already, so the index compares them as they are: a match
+    is then exactly a substring, as with LIKE.
     """
     names = f"{table}_names"
     cursor.execute("SELECT 1 FROM sqlite_master WHERE name = :name", {"name": names})
@@ -463,10 +493,6 @@ def _index_names_on_sqlite(cursor: Cursor, table: str) -> None:
     learn = (
         f"INSERT INTO {names} (rowid, organisation_key) "
         "VALUES (new.rowid, new.organisation_key);"
-    )
-    cursor.execute(
-        f"CREATE TRIGGER IF NOT EXISTS {names}_insert AFTER INSERT ON {table} "
-        f"BEGIN {learn} END"
     )
     cursor.execute(
         f"CREATE TRIGGER IF NOT EXISTS {names}_delete AFTER DELETE ON {table} "

@@ -128,6 +128,10 @@ def test_a_swap_puts_the_rebuilt_rows_back_and_the_next_replay_is_clean(
         SearchFilters(status=Status.CERTIFIED), START.date(), limit=50
     )
     assert certified in {row.id for row in listed}
+    # The name index knows the swapped rows.
+    for name in (row.organisation_name for row in runtime.views.all_rows()):
+        found, _ = runtime.views.search(SearchFilters(q=name), START.date(), 50)
+        assert [row.organisation_name for row in found] == [name]
 
 
 def test_a_rebuild_while_events_arrive_compares_only_rows_not_moved_on(
