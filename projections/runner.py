@@ -96,7 +96,7 @@ class ProjectionRunner:
         with ThreadPoolExecutor(1, thread_name_prefix="projection-write") as writer:
             start = self.views.position()
             writing: Future[int] | None = None
-            in_flight: dict[UUID, StatusRow] = {}
+            in_flight: dict[int, StatusRow] = {}
             while start < target:
                 notifications = self._next_batch(start + 1, target)
                 if not notifications:
@@ -111,7 +111,7 @@ class ProjectionRunner:
                 writing = writer.submit(
                     self._write, rows, start, end, len(notifications)
                 )
-                in_flight = {row.id: row for row in rows}
+                in_flight = {row.id.int: row for row in rows}
                 start = end
             with contextlib.suppress(ViewMovedError):
                 total += _written(writing)
@@ -172,34 +172,36 @@ class ProjectionRunner:
     def _evolve(
         self,
         notifications: Sequence[Notification],
-        in_flight: dict[UUID, StatusRow] | None = None,
+        in_flight: dict[int, StatusRow] | None = None,
     ) -> list[StatusRow]:
         """Return the rows a batch changes, evolved from their stored state,
-        or from ``in_flight`` for rows a write not yet done will store."""
+        or from ``in_flight`` for rows a write not yet done will store.
+
+        Rows are keyed by their id's number: hashing a UUID runs Python code,
+        and a batch hashes ids a few times per event.
+        """
         events = [
             (self.store.mapper.to_domain_event(notification), notification.id)
             for notification in notifications
         ]
-        drafts = self._drafts({event.originator_id for event, _ in events}, in_flight)
-        changed: set[UUID] = set()
+        ids = {event.originator_id.int: event.originator_id for event, _ in events}
+        drafts = self._drafts(ids, in_flight or {})
+        changed: set[int] = set()
         for event, position in events:
             if not isinstance(event, Certification.Event):
                 continue
-            row_id = event.originator_id
-            drafts[row_id] = advance(
-                drafts.get(row_id), event, position, self.lead_days
-            )
-            changed.add(row_id)
-        return [finish(drafts[row_id]) for row_id in changed]
+            key = event.originator_id.int
+            drafts[key] = advance(drafts.get(key), event, position, self.lead_days)
+            changed.add(key)
+        return [finish(drafts[key]) for key in changed]
 
     def _drafts(
-        self, ids: set[UUID], in_flight: dict[UUID, StatusRow] | None
-    ) -> dict[UUID, Draft]:
-        rows = {
-            row_id: row for row_id, row in (in_flight or {}).items() if row_id in ids
-        }
-        rows.update(self.views.load(ids - rows.keys()))
-        return {row_id: draft_of(row) for row_id, row in rows.items()}
+        self, ids: dict[int, UUID], in_flight: dict[int, StatusRow]
+    ) -> dict[int, Draft]:
+        rows = {key: in_flight[key] for key in ids.keys() & in_flight.keys()}
+        stored = self.views.load(ids[key] for key in ids.keys() - rows.keys())
+        rows.update((row.id.int, row) for row in stored.values())
+        return {key: draft_of(row) for key, row in rows.items()}
 
 
 def _written(writing: Future[int] | None) -> int:
