@@ -82,9 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run the whole service in one process: the API, projections, "
         "publisher and payment consumer (with a broker) and scheduler",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    add_metrics_port(serve)
+    _add_http_address(serve)
     serve.add_argument(
         "--embedded-broker",
         action="store_true",
@@ -98,9 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run only the HTTP API (no projections, publisher, consumer or "
         "scheduler), until SIGTERM",
     )
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
-    add_metrics_port(api)
+    _add_http_address(api)
     api.set_defaults(run=_api)
 
     project = verbs.add_parser(
@@ -146,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     add_stream_verbs(verbs)
     add_payment_verbs(verbs)
     return parser
+
+
+def _add_http_address(verb: argparse.ArgumentParser) -> None:
+    """Where the API listens, and the metrics beside it."""
+    verb.add_argument("--host", default="127.0.0.1")
+    verb.add_argument("--port", type=int, default=8000)
+    add_metrics_port(verb)
 
 
 def _serve(runtime: Runtime, args: argparse.Namespace) -> int:
