@@ -28,6 +28,8 @@ log = structlog.get_logger(component="certd.projections")
 
 # A catch-up this long changes the table enough to refresh its statistics.
 ANALYZE_AFTER_EVENTS = 1_000
+# A first catch-up this long loads the table without its secondary indexes.
+BULK_LOAD_EVENTS = 10_000
 
 
 class ProjectionRunner:
@@ -89,9 +91,24 @@ class ProjectionRunner:
         released, so the two overlap. The next batch starts from the rows the
         batch in flight writes, and is written only once that write is done,
         in order. A batch lost to another runner is not the end: the loop
-        goes on from wherever that runner left the view.
+        goes on from wherever that runner left the view. A first catch-up
+        over a long history loads the table without its secondary indexes and
+        builds them at the end.
         """
         target = self.store.recorder.max_notification_id() or 0
+        is_bulk_load = self.views.position() == 0 and target >= BULK_LOAD_EVENTS
+        if is_bulk_load:
+            self.views.drop_indexes()
+        try:
+            total = self._catch_up_to(target)
+        finally:
+            if is_bulk_load:
+                self.views.restore_indexes()
+        if total >= ANALYZE_AFTER_EVENTS:
+            self.views.analyze()
+        return total
+
+    def _catch_up_to(self, target: int) -> int:
         total = 0
         with ThreadPoolExecutor(1, thread_name_prefix="projection-write") as writer:
             start = self.views.position()
@@ -115,8 +132,6 @@ class ProjectionRunner:
                 start = end
             with contextlib.suppress(ViewMovedError):
                 total += _written(writing)
-        if total >= ANALYZE_AFTER_EVENTS:
-            self.views.analyze()
         return total
 
     def _write(self, rows: list[StatusRow], start: int, end: int, events: int) -> int:

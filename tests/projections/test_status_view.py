@@ -1,8 +1,12 @@
 """Each status view row says what its certification's aggregate says."""
 
 from datetime import UTC, date, datetime
+from typing import Any
 from uuid import UUID
 
+import pytest
+
+import projections.runner as runner_module
 from domain.certification import Status
 from domain.clock import FixedClock
 from projections.runner import ProjectionRunner
@@ -206,3 +210,45 @@ def test_a_catch_up_in_batches_of_one_event_gives_the_rows_of_one_batch(
 
     assert one_by_one.position() == runtime.views.position()
     assert list(one_by_one.all_rows()) == list(runtime.views.all_rows())
+
+
+def test_a_first_long_catch_up_loads_without_indexes_and_builds_them_after(
+    runtime: Runtime,
+    steps: Steps,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drive_every_situation(steps, clock)
+    expected_indexes = index_names(runtime.views)
+    lead_days = runtime.settings.reevaluation_lead_days
+    reference = StatusViews(runtime.views.db, "status_reference")
+    reference.create()
+    ProjectionRunner(runtime.service, reference, lead_days).catch_up()
+    monkeypatch.setattr(runner_module, "BULK_LOAD_EVENTS", 1)
+    seen_while_loading: list[set[str]] = []
+    save = runtime.views.save
+
+    def save_and_look(*args: Any) -> None:
+        seen_while_loading.append(index_names(runtime.views))
+        save(*args)
+
+    monkeypatch.setattr(runtime.views, "save", save_and_look)
+
+    runtime.runner.catch_up()
+
+    assert seen_while_loading
+    assert all(not seen for seen in seen_while_loading)
+    assert index_names(runtime.views) == expected_indexes
+    assert list(runtime.views.all_rows()) == list(reference.all_rows())
+
+
+def index_names(views: StatusViews) -> set[str]:
+    """The secondary indexes of the views' table, by the database's catalogue."""
+    catalogue = {
+        "sqlite": "SELECT name FROM sqlite_master WHERE type = 'index' "
+        "AND tbl_name = :table AND sql IS NOT NULL",
+        "postgres": "SELECT indexname AS name FROM pg_indexes "
+        "WHERE tablename = :table",
+    }[views.db.dialect]
+    found = views.db.query(catalogue, {"table": views.table})
+    return {row["name"] for row in found} - {f"{views.table}_pkey"}
