@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Role, TokenTable, require
 from api.errors import install_error_handlers
+from api.limits import BodyLimits
 from api.queries import query_routes, registry_routes
 from api.schemas import (
     CertificationView,
@@ -72,6 +73,8 @@ def create_app(
     runner: ProjectionRunner,
     read_wait_seconds: float = 2.0,
     publisher: PublisherStatus | None = None,
+    max_body_bytes: int = 1_048_576,
+    max_json_depth: int = 32,
 ) -> FastAPI:
     app = FastAPI(
         title="certd",
@@ -85,6 +88,8 @@ def create_app(
     app.state.runner = runner
     app.state.publisher = publisher
     install_error_handlers(app)
+    # Added first, so it runs inside the request log: refusals are logged too.
+    app.add_middleware(BodyLimits, max_bytes=max_body_bytes, max_depth=max_json_depth)
     app.middleware("http")(_log_request)
     app.include_router(_health_routes())
     app.include_router(_command_routes(), prefix="/v1")

@@ -44,7 +44,7 @@ async def _unreadable_body_or_default(request: Request, error: Exception) -> Res
     if error.status_code == status.HTTP_400_BAD_REQUEST and (
         error.detail == _UNREADABLE_BODY
     ):
-        detail = "body: is not JSON that can be read (UTF-8, nested at most 1,000 deep)"
+        detail = "body: is not JSON that can be read as UTF-8"
         return JSONResponse(
             {"detail": detail, "errors": [{"field": "body", "message": detail}]},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,

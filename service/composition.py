@@ -106,4 +106,6 @@ def build_app(runtime: Runtime, publisher: PublisherStatus | None = None) -> Fas
         runtime.runner,
         runtime.settings.read_wait_seconds,
         publisher=publisher,
+        max_body_bytes=runtime.settings.max_body_bytes,
+        max_json_depth=runtime.settings.max_json_depth,
     )
