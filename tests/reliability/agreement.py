@@ -90,11 +90,16 @@ def unanswered_events(tally: Tally, stored: dict[int, Stored]) -> list[str]:
     """Each certification with more stored commands than answers can explain.
 
     A command stored while its client got no clear answer (the connection
-    broke, 503) is fine; one stored beyond every answer was a lost update or
-    a phantom.
+    broke, 503) is fine, and so is a start or payment answered as a repeat:
+    the store kept the first try, whose reply was lost. One stored beyond
+    every answer was a lost update or a phantom.
     """
     answered = {a.position for a in tally.answers if a.position is not None}
-    unclear = Counter(a.cid for a in tally.answers if a.status in UNCLEAR)
+    unclear = Counter(
+        a.cid
+        for a in tally.answers
+        if a.status in UNCLEAR or (a.command in EVENTS_OF and a.position is None)
+    )
     unexplained = Counter(
         event.cid
         for position, event in stored.items()

@@ -65,6 +65,7 @@ class Answer:
     position: int | None  # the Store-Position header
     version: int | None  # the certification's version in the answer's body
     text: str
+    seconds: float = 0.0  # how long the answer took
 
     @property
     def succeeded(self) -> bool:
@@ -83,6 +84,9 @@ class Tally:
     def add(self, answer: Answer) -> None:
         with self.lock:
             self.answers.append(answer)
+
+    def slowest(self) -> float:
+        return max((answer.seconds for answer in self.answers), default=0.0)
 
     def statuses(self) -> dict[int, int]:
         counts: dict[int, int] = {}
@@ -125,6 +129,7 @@ class Worker:
                 return None
             status = self.status_of(cid)
             if status not in NEXT_COMMAND:
+                self.read(cid)
                 return cid
             self._command(NEXT_COMMAND[status], cid, status)
         return cid
@@ -186,6 +191,21 @@ class Worker:
             answers = list(pool.map(one, urls))
         return next((a for a in answers if a.succeeded), answers[0])
 
+    def read(self, cid: str) -> Answer:
+        """Read the certification's status view, as a client of the views."""
+        base = self.servers.next_url()
+        auth = {"Authorization": f"Bearer {self.servers.tokens['auditor']}"}
+        started = time.monotonic()
+        try:
+            response = self.client.get(f"{base}/v1/certifications/{cid}", headers=auth)
+        except httpx.TransportError as error:
+            answer = Answer("read", cid, base, 0, None, None, repr(error))
+        else:
+            answer = _answer_of("read", cid, base, response)
+        answer = replace(answer, seconds=time.monotonic() - started)
+        self.tally.add(answer)
+        return answer
+
     def send(
         self,
         command: str,
@@ -199,6 +219,7 @@ class Worker:
     ) -> Answer:
         base = base or self.servers.next_url()
         auth = {"Authorization": f"Bearer {self.servers.tokens[role]}"}
+        started = time.monotonic()
         try:
             response = self.client.post(
                 base + path, json=body, headers=auth | (headers or {})
@@ -207,6 +228,7 @@ class Worker:
             answer = Answer(command, cid, base, 0, None, None, repr(error))
         else:
             answer = _answer_of(command, cid, base, response)
+        answer = replace(answer, seconds=time.monotonic() - started)
         if keep:
             self.tally.add(answer)
         if answer.status in UNCLEAR:
