@@ -123,6 +123,14 @@ class ServerProcess:
                 process.wait()
         return process.returncode
 
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL): nothing is finished or closed."""
+        if self._process is None:
+            msg = "the server was never started"
+            raise RuntimeError(msg)
+        self._process.kill()
+        self._process.wait()
+
     def restart(self) -> None:
         self.stop()
         self.start()

@@ -52,6 +52,9 @@ NEXT_COMMAND = {
 }
 UNCLEAR = {0, 409, 503}  # 0: the connection broke before any answer
 ATTEMPTS_PER_CERTIFICATION = 60
+# How long a worker keeps sending an application that gets no clear answer,
+# long enough for a killed server to be started again.
+PATIENCE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,8 @@ class Worker:
         behind an unclear answer counts for its certification.
         """
         answers = []
-        for _ in range(ATTEMPTS_PER_CERTIFICATION):
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while time.monotonic() < deadline:
             answer = self.send(
                 "start",
                 None,
