@@ -33,13 +33,9 @@ import psutil
 from service.embedded_broker import TansuBroker
 from tests.databases import fresh_postgres_database
 from tests.reliability.agreement import (
-    store_of,
-    stored_events,
+    judge,
     topic_disagreements,
-    unanswered_events,
-    views_disagreements,
     wait_until_caught_up,
-    wrong_answers,
 )
 from tests.reliability.deployment import Deployment
 from tests.reliability.load import Answer, Load
@@ -152,16 +148,11 @@ def _sample(load: Load, service: psutil.Process, minutes: float) -> list[Minute]
 
 
 def _disagreements(url: str, bootstrap: str, topic: str, load: Load) -> int:
-    with store_of(url) as runtime:
-        stored = stored_events(runtime.service)
-        views = views_disagreements(runtime)
-    tally = load.tally
+    verdict = judge(url, load.tally)
     return (
-        len(views)
-        + len(topic_disagreements(stored, bootstrap, topic))
-        + len(wrong_answers(tally, stored))
-        + len(unanswered_events(tally, stored))
-        + len(tally.failures)
+        len(verdict.problems)
+        + len(topic_disagreements(verdict.stored, bootstrap, topic))
+        + len(load.tally.failures)
     )
 
 

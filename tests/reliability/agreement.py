@@ -47,6 +47,32 @@ def store_of(database_url: str) -> Iterator[Runtime]:
         runtime.close()
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What the store holds, and everything the answers and views say that
+    it does not."""
+
+    stored: dict[int, Stored]
+    wrong_answers: list[str]
+    unexplained_events: list[str]
+    views: dict[UUID, dict[str, object]]
+
+    @property
+    def problems(self) -> list[object]:
+        views: list[object] = [self.views] if self.views else []
+        return [*self.wrong_answers, *self.unexplained_events, *views]
+
+
+def judge(database_url: str, tally: Tally) -> Verdict:
+    """Hold the answers of a load and the views against the store."""
+    with store_of(database_url) as runtime:
+        stored = stored_events(runtime.service)
+        views = views_disagreements(runtime)
+    return Verdict(
+        stored, wrong_answers(tally, stored), unanswered_events(tally, stored), views
+    )
+
+
 def stored_events(service: CertificationService) -> dict[int, Stored]:
     """Every stored event, by position."""
     last = service.recorder.max_notification_id() or 0

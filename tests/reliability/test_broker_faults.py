@@ -9,7 +9,6 @@ again in order, without anyone restarting the service.
 """
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,9 @@ from service.embedded_broker import TansuBroker
 from service.store import view_database
 from tests.reliability.agreement import (
     Stored,
-    store_of,
-    stored_events,
+    judge,
     topic_disagreements,
-    unanswered_events,
-    views_disagreements,
     wait_until_caught_up,
-    wrong_answers,
 )
 from tests.reliability.deployment import Deployment
 from tests.reliability.load import Load, Tally
@@ -35,15 +30,6 @@ from tests.stream.topic import first_copies, read_topic
 pytestmark = pytest.mark.timeout(180)
 
 OUTAGE_SECONDS = 4.0
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[TansuBroker]:
-    """A broker of the test's own, which it may freeze and stop."""
-    broker = TansuBroker.start(log_dir=tmp_path)
-    yield broker
-    broker.resume()
-    broker.stop()
 
 
 def published_position(database_url: str, topic: str) -> int:
@@ -56,14 +42,12 @@ def published_position(database_url: str, topic: str) -> int:
 
 
 def check_against_store(database_url: str, tally: Tally) -> dict[int, Stored]:
-    with store_of(database_url) as runtime:
-        stored = stored_events(runtime.service)
-        assert views_disagreements(runtime) == {}
+    """Check the answers and views; return what the store holds."""
+    verdict = judge(database_url, tally)
     assert tally.failures == []
     assert set(tally.statuses()) <= {200, 201}, tally.statuses()
-    assert wrong_answers(tally, stored) == []
-    assert unanswered_events(tally, stored) == []
-    return stored
+    assert verdict.problems == []
+    return verdict.stored
 
 
 def test_a_frozen_broker_costs_no_event_and_no_order(

@@ -17,13 +17,9 @@ import pytest
 
 from tests.databases import ADMIN_URL
 from tests.reliability.agreement import (
-    store_of,
-    stored_events,
+    judge,
     topic_disagreements,
-    unanswered_events,
-    views_disagreements,
     wait_until_caught_up,
-    wrong_answers,
 )
 from tests.reliability.deployment import Deployment
 from tests.reliability.load import Load
@@ -80,19 +76,15 @@ def test_connections_ended_under_load_cost_no_wrong_answer_and_no_half_command(
         wait_until_caught_up(deployment.servers[0].base_url)
         errors = deployment.errors_logged(expected=frozenset({503}))
 
-    with store_of(postgres_url) as runtime:
-        stored = stored_events(runtime.service)
-        views = views_disagreements(runtime)
+    verdict = judge(postgres_url, tally)
     statuses = tally.statuses()
     assert tally.failures == []
     assert set(statuses) <= ALLOWED, statuses
     assert tally.slowest() < MOST_SECONDS_PER_ANSWER
     assert len(killer.kills) >= 10
     assert sum(killer.kills) > 0
-    assert wrong_answers(tally, stored) == []
-    assert unanswered_events(tally, stored) == []
-    assert views == {}
-    assert topic_disagreements(stored, kafka_bootstrap, deployment.topic) == []
+    assert verdict.problems == []
+    assert topic_disagreements(verdict.stored, kafka_bootstrap, deployment.topic) == []
     print(
         f"connection kills: {len(killer.kills)} rounds ended {sum(killer.kills)} "
         f"connections; {len(tally.answers)} commands {statuses}; "

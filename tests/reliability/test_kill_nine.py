@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.agreement import (
+    judge,
     store_of,
     stored_events,
     topic_disagreements,
-    unanswered_events,
     views_disagreements,
     wait_until_caught_up,
-    wrong_answers,
 )
 from tests.reliability.deployment import Deployment
 from tests.reliability.load import Load, Tally
@@ -48,12 +47,11 @@ def test_serve_killed_ten_times_under_load_comes_back_agreeing_with_the_store(
             disagreements += agreement_now(postgres_url, kafka_bootstrap, deployment)
 
     assert disagreements == []
-    with store_of(postgres_url) as runtime:
-        stored = stored_events(runtime.service)
+    verdict = judge(postgres_url, everything)
+    stored = verdict.stored
     assert everything.failures == []
     assert set(everything.statuses()) <= {0, 200, 201, 409, 503}
-    assert wrong_answers(everything, stored) == []
-    assert unanswered_events(everything, stored) == []
+    assert verdict.problems == []
     print(
         f"kill -9: {KILLS} kills, {len(everything.answers)} commands "
         f"{everything.statuses()}, {len(stored)} events, all agreeing"

@@ -17,13 +17,9 @@ import pytest
 from tests.api.server import one_year_after
 from tests.reliability.agreement import (
     Stored,
-    store_of,
-    stored_events,
+    judge,
     topic_disagreements,
-    unanswered_events,
-    views_disagreements,
     wait_until_caught_up,
-    wrong_answers,
 )
 from tests.reliability.deployment import Deployment
 from tests.reliability.load import Load, Tally
@@ -53,16 +49,13 @@ def test_two_servers_at_once_lose_no_update_and_agree_with_the_store(
         for server in deployment.servers:
             wait_until_caught_up(server.base_url)
 
-    with store_of(postgres_url) as runtime:
-        stored = stored_events(runtime.service)
-        views = views_disagreements(runtime)
+    verdict = judge(postgres_url, tally)
+    stored = verdict.stored
     assert tally.failures == []
     assert set(tally.statuses()) <= {200, 201, 409}, tally.statuses()
     assert len(tally.certifications) >= 10
-    assert wrong_answers(tally, stored) == []
-    assert unanswered_events(tally, stored) == []
+    assert verdict.problems == []
     assert each_decision_won_once(tally)
-    assert views == {}
     assert topic_disagreements(stored, kafka_bootstrap, deployment.topic) == []
     assert reevaluations_raised(stored) == certified_and_due(stored)
     assert deployment.errors_logged() == []
