@@ -1,6 +1,7 @@
 """Bearer tokens and contact emails never reach the logs, at any level.
 
-The server is a real ``certd serve`` logging JSON lines at ``debug``; every
+The server is a real ``certd serve`` logging JSON lines at ``debug``, with its
+publisher sending the email on the event stream as it should; every
 role's token, unknown tokens and an applicant's email go through every kind
 of answer (accepted, refused, invalid, unauthenticated), then the whole log
 is searched for them.
@@ -13,6 +14,7 @@ import pytest
 
 from tests.api.server import ROLES, Api, ServerProcess
 from tests.factories import application_body
+from tests.stream.topic import new_topic, read_topic
 
 EMAIL = "leak.check.7f3a@secret-contact.example"
 BAD_EMAIL = "not-an-email-9c1e@@secret-contact.example"
@@ -20,8 +22,20 @@ UNKNOWN_TOKEN = "unknown-token-that-must-never-be-logged-5d2b"
 
 
 @pytest.fixture
-def debug_server(sqlite_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(sqlite_url, tmp_path, settings={"log_level": "debug"})
+def debug_server(
+    sqlite_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> Iterator[ServerProcess]:
+    """The whole service at ``debug``, its publisher and payment consumer too."""
+    topic = new_topic(kafka_bootstrap)
+    server = ServerProcess(
+        sqlite_url,
+        tmp_path,
+        settings={
+            "log_level": "debug",
+            "kafka_bootstrap": kafka_bootstrap,
+            "kafka_topic": topic,
+        },
+    )
     server.start()
     yield server
     server.stop()
@@ -57,11 +71,15 @@ def test_no_token_and_no_contact_email_is_ever_logged(
         exercise_every_answer(api)
     finally:
         api.close()
+    published = read_topic(
+        debug_server.settings["kafka_bootstrap"], debug_server.settings["kafka_topic"]
+    )
     debug_server.stop()
 
     log = debug_server.log()
 
     assert "command_handled" in log, "the log holds the commands"
+    assert any(EMAIL in str(message.envelope) for message in published)
     secrets = [*debug_server.tokens.values(), UNKNOWN_TOKEN, EMAIL, BAD_EMAIL]
     leaked = [secret for secret in secrets if secret in log]
     assert leaked == []
