@@ -18,11 +18,14 @@ from tests.api.server import one_year_after
 from tests.reliability.agreement import (
     Stored,
     judge,
+    store_of,
+    stored_events,
     topic_disagreements,
     wait_until_caught_up,
 )
 from tests.reliability.deployment import Deployment
 from tests.reliability.load import Load, Tally
+from tests.stream.topic import wait_for
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -45,7 +48,8 @@ def test_two_servers_at_once_lose_no_update_and_agree_with_the_store(
         with Load(deployment.targets(), workers=4) as load:
             time.sleep(LOAD_SECONDS)
         tally = load.tally
-        time.sleep(2.5)  # two more passes of each scheduler after the last payment
+        wait_until_every_due_one_is_raised(postgres_url)
+        time.sleep(2.5)  # two more passes of each scheduler, to raise any twice
         for server in deployment.servers:
             wait_until_caught_up(server.base_url)
 
@@ -79,6 +83,18 @@ def reevaluations_raised(stored: dict[int, Stored]) -> Counter[str]:
     return Counter(
         event.cid for event in stored.values() if event.type == "ReevaluationDue"
     )
+
+
+def wait_until_every_due_one_is_raised(database_url: str) -> None:
+    with store_of(database_url) as runtime:
+        wait_for(
+            lambda: (
+                set(reevaluations_raised(stored_events(runtime.service)))
+                >= set(certified_and_due(stored_events(runtime.service)))
+            ),
+            30,
+            "the schedulers to raise every re-evaluation due",
+        )
 
 
 def certified_and_due(stored: dict[int, Stored]) -> Counter[str]:
