@@ -1,13 +1,16 @@
 """One or more complete ``certd serve`` processes on one database and one
 broker, with topics of their own, sharing their tokens."""
 
+import json
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 from service.kafka_admin import ensure_topics, topic_specs
 from service.settings import Settings
 from tests.api.server import ServerProcess
 from tests.reliability.load import Servers
+from tests.stream.topic import wait_for
 
 PARTITIONS = 3
 
@@ -44,16 +47,31 @@ class Deployment:
         for server in self.servers[1:]:
             server.tokens = self.servers[0].tokens
 
-    def create_topics(self) -> None:
-        settings = Settings(
-            **{
-                key: value
-                for key, value in self.settings.items()
-                if key != "kafka_bootstrap"
-            },
-            kafka_bootstrap=self.bootstrap,
+    def stream_settings(self) -> Settings:
+        """The settings of the servers' topics and consumer group."""
+        return Settings.model_validate(
+            {**self.settings, "database_url": self.database_url}
         )
-        ensure_topics(self.bootstrap, topic_specs(settings))
+
+    def create_topics(self) -> None:
+        ensure_topics(self.bootstrap, topic_specs(self.stream_settings()))
+
+    def wait_until_consuming(self, timeout: float = 60.0) -> None:
+        """Wait until every server's payment consumer has joined its group."""
+        wait_for(
+            lambda: all(
+                self.events(server, "payment_consumer_started")
+                for server in self.servers
+            ),
+            timeout,
+            "every payment consumer to join its group",
+        )
+
+    @staticmethod
+    def events(server: ServerProcess, name: str) -> list[dict[str, Any]]:
+        """The JSON lines of a server's log whose event is ``name``."""
+        lines = (line for line in server.log().splitlines() if line.startswith("{"))
+        return [entry for entry in map(json.loads, lines) if entry.get("event") == name]
 
     def __enter__(self) -> "Deployment":
         self.create_topics()
