@@ -15,7 +15,6 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -312,12 +311,3 @@ class Load:
                 self.tally.failures.append(error)
         finally:
             worker.close()
-
-
-def during(load: Load, seconds: float, act: Callable[[], None] | None = None) -> None:
-    """Let the load run for ``seconds``, calling ``act`` every 0.2 s if given."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if act is not None:
-            act()
-        time.sleep(0.2)
