@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.auth import Role, TokenTable, require
 from api.errors import install_error_handlers
+from api.limits import BodyLimits
 from api.queries import query_routes, registry_routes
 from api.schemas import (
     CertificationView,
@@ -80,6 +81,8 @@ def create_app(
     read_wait_seconds: float = 2.0,
     publisher: PublisherStatus | None = None,
     metrics: MetricsSource | None = None,
+    max_body_bytes: int = 1_048_576,
+    max_json_depth: int = 32,
 ) -> FastAPI:
     app = FastAPI(
         title="certd",
@@ -93,6 +96,8 @@ def create_app(
     app.state.runner = runner
     app.state.publisher = publisher
     install_error_handlers(app)
+    # Added first, so it runs inside the request log: refusals are logged too.
+    app.add_middleware(BodyLimits, max_bytes=max_body_bytes, max_depth=max_json_depth)
     app.middleware("http")(_log_request)
     app.include_router(_health_routes())
     if metrics is not None:

@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 
 from domain.errors import InvalidCommandError, RefusedError
 from domain.forms import describe_validation_errors
+from projections.database import ViewsUnavailableError
 from service.application import CertificationNotFoundError, StoreUnavailableError
 
 log = structlog.get_logger(component="certd.api")
@@ -21,6 +22,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RefusedError, _refused)
     app.add_exception_handler(CertificationNotFoundError, _not_found)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
+    app.add_exception_handler(ViewsUnavailableError, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -44,7 +46,7 @@ async def _unreadable_body_or_default(request: Request, error: Exception) -> Res
     if error.status_code == status.HTTP_400_BAD_REQUEST and (
         error.detail == _UNREADABLE_BODY
     ):
-        detail = "body: is not JSON that can be read (UTF-8, nested at most 1,000 deep)"
+        detail = "body: is not JSON that can be read as UTF-8"
         return JSONResponse(
             {"detail": detail, "errors": [{"field": "body", "message": detail}]},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,

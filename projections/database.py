@@ -7,6 +7,7 @@ that commits everything written in it, or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -24,6 +25,10 @@ Params = Mapping[str, Any]
 Row = dict[str, Any]
 
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class ViewsUnavailableError(Exception):
+    """The views' database could not be reached; nothing was written."""
 
 
 class Cursor(Protocol):
@@ -151,24 +156,41 @@ class PostgresViewDatabase(ViewDatabase):
 
     def __init__(self, conninfo: str, pool_size: int = 4) -> None:
         self._conninfo = conninfo
+        # No check on checkout: while PostgreSQL keeps ending connections, the
+        # pool's check loop backs off until its timeout and a read hangs. A
+        # dead connection fails its statement instead, and a read is retried.
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             conninfo,
             min_size=1,
             max_size=pool_size,
             kwargs={"row_factory": dict_row},
-            check=ConnectionPool.check_connection,
+            timeout=5.0,
             open=True,
         )
+        self._attempts = pool_size + 1  # every pooled connection may be dead
         self._listener: psycopg.Connection[Any] | None = None
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Cursor]:
-        with (
-            self._pool.connection() as connection,
-            connection.transaction(),
-            connection.cursor() as cursor,
-        ):
-            yield _PostgresCursor(cursor)
+        """Yield a cursor in a transaction; raise ViewsUnavailableError when
+        the connection is lost or none can be had."""
+        try:
+            with (
+                self._pool.connection() as connection,
+                connection.transaction(),
+                connection.cursor() as cursor,
+            ):
+                yield _PostgresCursor(cursor)
+        except psycopg.OperationalError as error:
+            msg = f"the views' database is unavailable ({type(error).__name__})"
+            raise ViewsUnavailableError(msg) from error
+
+    def query(self, sql: str, params: Params | None = None) -> list[Row]:
+        """Run a read; on a lost connection, again on another one."""
+        for _ in range(self._attempts - 1):
+            with contextlib.suppress(ViewsUnavailableError):
+                return super().query(sql, params)
+        return super().query(sql, params)
 
     def wait_for_news(self, channel: str, timeout: float) -> None:
         """Block on LISTEN until the store's NOTIFY, or the timeout."""

@@ -144,7 +144,7 @@ class EventPublisher:
         before the loop ends; the position never passes an event the broker
         has not acknowledged.
         """
-        position = await asyncio.to_thread(self.position)
+        position = await self._first_position(stopping)
         log.info("publisher_started", topic=self.topic, position=position)
         failures = 0
         while not stopping.is_set():
@@ -368,12 +368,39 @@ class EventPublisher:
         (described,) = await admin.describe_topics([self.topic])
         return sorted(int(found["partition"]) for found in described["partitions"])
 
+    async def _first_position(self, stopping: asyncio.Event) -> int:
+        """Read where to resume, waiting out a store that does not answer."""
+        failures = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self.position)
+            except Exception as error:
+                if stopping.is_set():
+                    raise
+                failures += 1
+                delay = self.backoff.delay(failures)
+                log.warning(
+                    "publisher_waiting_for_store",
+                    topic=self.topic,
+                    error=_describe(error),
+                    retry_in_s=delay,
+                )
+                await _sleep_unless(stopping, delay)
+
     async def _report(self, *, force: bool = False) -> None:
-        """Log what was published, at most once every ``report_every`` s."""
+        """Log what was published, at most once every ``report_every`` s.
+
+        A store that does not answer skips a report; it never stops the
+        publisher, which would then publish nothing more until a restart.
+        """
         now = time.monotonic()
         if not self._unreported or (now < self._next_report and not force):
             return
-        position, lag = await asyncio.to_thread(self._position_and_lag)
+        try:
+            position, lag = await asyncio.to_thread(self._position_and_lag)
+        except Exception as error:
+            log.warning("publisher_report_failed", error=_describe(error))
+            return
         log.info(
             "events_published",
             topic=self.topic,

@@ -137,4 +137,6 @@ def build_app(runtime: Runtime, publisher: PublisherStatus | None = None) -> Fas
         runtime.settings.read_wait_seconds,
         publisher=publisher,
         metrics=runtime.metrics,
+        max_body_bytes=runtime.settings.max_body_bytes,
+        max_json_depth=runtime.settings.max_json_depth,
     )

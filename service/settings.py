@@ -47,6 +47,18 @@ class Settings(BaseSettings):
         le=30,
         description="how long a query with min_position waits for the views",
     )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        le=64 * 1_048_576,
+        description="largest request body accepted; a larger one answers 413",
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=4,
+        le=500,
+        description="deepest nesting of a JSON body; a deeper one answers 422",
+    )
     kafka_bootstrap: str | None = Field(
         default=None,
         description="host:port[,host:port]; the event publisher and the payment "

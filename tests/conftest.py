@@ -51,3 +51,12 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[TansuBroker]:
+    """A broker of the test's own, which it may freeze or stop."""
+    broker = TansuBroker.start(log_dir=tmp_path)
+    yield broker
+    broker.resume()
+    broker.stop()

@@ -72,6 +72,10 @@ class ServerProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -122,6 +126,14 @@ class ServerProcess:
                 process.kill()
                 process.wait()
         return process.returncode
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL): nothing is finished or closed."""
+        if self._process is None:
+            msg = "the server was never started"
+            raise RuntimeError(msg)
+        self._process.kill()
+        self._process.wait()
 
     def restart(self) -> None:
         self.stop()

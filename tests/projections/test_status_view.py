@@ -247,8 +247,7 @@ def index_names(views: StatusViews) -> set[str]:
     catalogue = {
         "sqlite": "SELECT name FROM sqlite_master WHERE type = 'index' "
         "AND tbl_name = :table AND sql IS NOT NULL",
-        "postgres": "SELECT indexname AS name FROM pg_indexes "
-        "WHERE tablename = :table",
+        "postgres": "SELECT indexname AS name FROM pg_indexes WHERE tablename = :table",
     }[views.db.dialect]
     found = views.db.query(catalogue, {"table": views.table})
     return {row["name"] for row in found} - {f"{views.table}_pkey"}

@@ -102,14 +102,17 @@ class Billing:
             enable_idempotence=False,
         )
 
-    def send(self, body: dict[str, Any] | bytes, key: UUID | None = None) -> None:
-        """Send one message keyed by its certification, and wait for the broker."""
+    def send(self, body: dict[str, Any] | bytes, key: UUID | None = None) -> int:
+        """Send one message keyed by its certification, wait for the broker, and
+        return the message's offset."""
         value = encoded(body)
         if key is None and isinstance(body, dict):
             key = UUID(body["certification_id"])
-        self.producer.send(
+        sent = self.producer.send(
             self.topic, value, key=str(key).encode() if key else None
         ).get(timeout=10)
+        offset: int = sent.offset
+        return offset
 
     def close(self) -> None:
         self.producer.close(timeout=5)

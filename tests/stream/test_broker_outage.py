@@ -3,7 +3,6 @@ publisher retries with growing waits, and when the broker is back everything
 stored arrives, in order per certification, and nothing before it is stored."""
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,6 @@ from tests.stream.topic import (
 pytestmark = pytest.mark.timeout(60)
 
 FROZEN_SECONDS = 8.0
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[TansuBroker]:
-    """A broker of the test's own, which it may freeze."""
-    broker = TansuBroker.start(log_dir=tmp_path)
-    yield broker
-    broker.resume()
-    broker.stop()
 
 
 def test_a_frozen_broker_delays_events_but_loses_and_reorders_none(

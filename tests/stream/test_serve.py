@@ -23,15 +23,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[TansuBroker]:
-    """A broker of the test's own, which it may freeze."""
-    broker = TansuBroker.start(log_dir=tmp_path)
-    yield broker
-    broker.resume()
-    broker.stop()
-
-
-@pytest.fixture
 def server(
     database_url: str, broker: TansuBroker, tmp_path: Path
 ) -> Iterator[ServerProcess]:

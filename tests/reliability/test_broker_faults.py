@@ -1,0 +1,105 @@
+"""The Kafka broker frozen, then stopped and started again, under a command load
+on ``certd serve``.
+
+Commands go on being stored while the broker is away. Frozen and thawed, the
+broker ends up with every stored event, in order per certification. Stopped,
+it loses what it held (the test broker keeps everything in memory); started
+again, it receives every event stored after the last batch it acknowledged,
+again in order, without anyone restarting the service.
+"""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from projections.publisher import tracking_name
+from projections.tracking import PositionTracker
+from service.embedded_broker import TansuBroker
+from service.store import view_database
+from tests.reliability.agreement import (
+    Stored,
+    judge,
+    topic_disagreements,
+    wait_until_caught_up,
+)
+from tests.reliability.deployment import Deployment
+from tests.reliability.load import Load, Tally
+from tests.stream.topic import first_copies, read_topic
+
+pytestmark = pytest.mark.timeout(180)
+
+OUTAGE_SECONDS = 4.0
+
+
+def published_position(database_url: str, topic: str) -> int:
+    """The last store position the broker acknowledged to the publisher."""
+    db = view_database(database_url, pool_size=1)
+    try:
+        return PositionTracker(db, tracking_name(topic)).position()
+    finally:
+        db.close()
+
+
+def check_against_store(database_url: str, tally: Tally) -> dict[int, Stored]:
+    """Check the answers and views; return what the store holds."""
+    verdict = judge(database_url, tally)
+    assert tally.failures == []
+    assert set(tally.statuses()) <= {200, 201}, tally.statuses()
+    assert verdict.problems == []
+    return verdict.stored
+
+
+def test_a_frozen_broker_costs_no_event_and_no_order(
+    broker: TansuBroker, postgres_url: str, tmp_path: Path
+) -> None:
+    deployment = Deployment(postgres_url, broker.bootstrap, tmp_path)
+    with deployment:
+        with Load(deployment.targets(), workers=3) as load:
+            time.sleep(2)
+            broker.pause()
+            time.sleep(OUTAGE_SECONDS)
+            broker.resume()
+            time.sleep(2)
+        wait_until_caught_up(deployment.servers[0].base_url)
+
+    stored = check_against_store(postgres_url, load.tally)
+    assert topic_disagreements(stored, broker.bootstrap, deployment.topic) == []
+    print(f"frozen broker: {len(load.tally.answers)} commands, nothing lost")
+
+
+def test_a_restarted_broker_receives_everything_stored_after_its_last_ack(
+    broker: TansuBroker, postgres_url: str, tmp_path: Path
+) -> None:
+    deployment = Deployment(postgres_url, broker.bootstrap, tmp_path)
+    with deployment:
+        with Load(deployment.targets(), workers=3) as load:
+            time.sleep(2)
+            broker.stop()
+            time.sleep(0.5)  # any acknowledgement in flight has landed by now
+            acknowledged = published_position(postgres_url, deployment.topic)
+            time.sleep(OUTAGE_SECONDS)
+            restarted = TansuBroker.start(port=broker.port, log_dir=tmp_path)
+            broker.process = restarted.process
+            deployment.create_topics()
+            time.sleep(2)
+        wait_until_caught_up(deployment.servers[0].base_url)
+
+    stored = check_against_store(postgres_url, load.tally)
+    after = {
+        (event.cid, event.version)
+        for position, event in stored.items()
+        if position > acknowledged
+    }
+    received = read_topic(broker.bootstrap, deployment.topic, timeout=60)
+    on_topic = {message.identity for message in received}
+    assert acknowledged > 0
+    assert after
+    assert sorted(after - on_topic) == []
+    assert on_topic <= {(event.cid, event.version) for event in stored.values()}
+    for cid, versions in first_copies(received).items():
+        assert versions == list(range(versions[0], versions[0] + len(versions))), cid
+    print(
+        f"restarted broker: {len(load.tally.answers)} commands, "
+        f"{len(after)} events stored after the last acknowledgement all arrived"
+    )
