@@ -64,6 +64,8 @@ TABLE = [
     Route("GET", "/v1/registry", None, (200, 200, 200, 200, 200, 200)),
     Route("GET", "/healthz", None, (200, 200, 200, 200, 200, 200)),
     Route("GET", "/readyz", None, (200, 200, 200, 200, 200, 200)),
+    # Counts of the business: for operations staff, not the public.
+    Route("GET", "/metrics", None, (403, 200, 403, 403, 401, 401)),
 ]
 GUARDED = [route for route in TABLE if 401 in route.statuses]
 UNKNOWN_TOKEN = "not-a-token-anyone-was-given"
