@@ -72,7 +72,7 @@ def inner_state(stored: bytes) -> bytes:
     return stored[EVENT_START:-1]
 
 
-_TOPIC_FRAMES: dict[str, bytes] = {}
+TOPIC_FRAMES: dict[str, bytes] = {}
 
 
 def topic_frame(topic: str) -> bytes:
@@ -81,11 +81,11 @@ def topic_frame(topic: str) -> bytes:
     The length keeps the topic and the state that follows apart, so no
     other split of the same bytes gives the same hash.
     """
-    frame = _TOPIC_FRAMES.get(topic)
+    frame = TOPIC_FRAMES.get(topic)
     if frame is None:
         encoded = topic.encode()
         frame = len(encoded).to_bytes(2, "big") + encoded
-        _TOPIC_FRAMES[topic] = frame
+        TOPIC_FRAMES[topic] = frame
     return frame
 
 
