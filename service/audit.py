@@ -40,6 +40,9 @@ from service.ledger import (
 )
 
 ZERO_ROOT = bytes(32)
+# One stored event: position, certification id (16 bytes), version, topic,
+# stored bytes.
+EventRow = tuple[int, bytes, int, str, bytes]
 # Where the envelope's parts lie (see ``service.ledger``), for the fast path.
 _H_SLICE = slice(6, 6 + HASH_HEX)
 _P_MARK = slice(_H_SLICE.stop, _H_SLICE.stop + 7)
@@ -173,9 +176,9 @@ class ChainVerifier:
     position: int = 0
     events: int = 0
     unsealed: Unsealed = field(default_factory=Unsealed)
-    # certification id -> (version, hash, sealed)
-    heads: dict[UUID, tuple[int, bytes, bool]] = field(default_factory=dict)
-    last: tuple[UUID, int] | None = None
+    # certification id (16 bytes) -> (version, hash, sealed)
+    heads: dict[bytes, tuple[int, bytes, bool]] = field(default_factory=dict)
+    last: tuple[bytes, int] | None = None
     # The position of the first sealed event: none may be bare after it.
     sealed_since: int = 0
     _pending: list[Checkpoint] = field(default_factory=list)
@@ -209,7 +212,8 @@ class ChainVerifier:
             raise TamperedError(reason, position, certification_id, version)
         if self._pending and self._pending[0].position < position:
             self._missing_checkpointed_event(self._pending[0])
-        head = self.heads.get(certification_id)
+        key = certification_id.bytes
+        head = self.heads.get(key)
         self._check_order(head, position, certification_id, version)
         sealed = is_sealed(state)
         if sealed:
@@ -221,16 +225,16 @@ class ChainVerifier:
             previous = head[1] if head else ZERO_HASH
             h = event_hash(previous, certification_id, version, topic, state)
             self.unsealed.note(position, certification_id, version)
-        self.heads[certification_id] = (version, h, sealed)
+        self.heads[key] = (version, h, sealed)
         self.root = hashlib.sha256(self.root + position.to_bytes(8, "big") + h).digest()
         self.position = position
         self.events += 1
-        self.last = (certification_id, version)
+        self.last = (key, version)
         if self._pending and self._pending[0].position == position:
             self._compare(self._pending.pop(0))
 
-    def feed_page(self, page: Sequence[Any]) -> None:
-        """Check a page of the store's notifications, in store order.
+    def feed_page(self, page: Sequence[EventRow]) -> None:
+        """Check a page of the store's events, in store order.
 
         The same checks as :meth:`feed`, inlined for the usual event (sealed,
         next in its chain, before the next checkpoint), because verification
@@ -240,13 +244,7 @@ class ChainVerifier:
         heads, get, sha256, frames = self.heads, self.heads.get, hashlib.sha256, _FRAMES
         root, last_position, events = self.root, self.position, self.events
         next_checkpoint = self._next_checkpoint()
-        for n in page:
-            position, cid, version, state = (
-                n.id,
-                n.originator_id,
-                n.originator_version,
-                n.state,
-            )
+        for position, cid, version, topic, state in page:
             head = get(cid)
             p = state[_P_SLICE]
             if (
@@ -262,9 +260,9 @@ class ChainVerifier:
                 )
             ):
                 h = state[_H_SLICE]
-                frame = frames.get(n.topic) or topic_frame(n.topic)
+                frame = frames.get(topic) or topic_frame(topic)
                 body = state[EVENT_START:-1]
-                hashed = p + cid.bytes + version.to_bytes(8, "big") + frame + body
+                hashed = p + cid + version.to_bytes(8, "big") + frame + body
                 if sha256(hashed).hexdigest().encode() == h:
                     heads[cid] = (version, h, True)
                     root = sha256(root + position.to_bytes(8, "big") + h).digest()
@@ -274,12 +272,12 @@ class ChainVerifier:
                         self.sealed_since = position
                     continue
             self.root, self.position, self.events = root, last_position, events
-            self.feed(position, cid, version, n.topic, state)
+            self.feed(position, UUID(bytes=cid), version, topic, state)
             root, last_position, events = self.root, self.position, self.events
             next_checkpoint = self._next_checkpoint()
         self.root, self.position, self.events = root, last_position, events
         if page:
-            self.last = (page[-1].originator_id, page[-1].originator_version)
+            self.last = (page[-1][1], page[-1][2])
 
     def _next_checkpoint(self) -> int | float:
         return self._pending[0].position if self._pending else float("inf")
@@ -297,7 +295,7 @@ class ChainVerifier:
     def checkpoint(self) -> Checkpoint:
         last = None
         if self.last is not None:
-            last = (str(self.last[0]), self.last[1])
+            last = (str(UUID(bytes=self.last[0])), self.last[1])
         return Checkpoint(self.position, self.root.hex(), self.events, last)
 
     def _check_order(
@@ -395,40 +393,27 @@ class ChainVerifier:
 # The store.
 
 
-class NotificationReader(Protocol):
-    """What the checks need of a store: ``recorder`` of an eventsourcing app."""
+class EventRows(Protocol):
+    """The store's events as rows, a page at a time (``service.audit_store``)."""
 
-    def select_notifications(
-        self, start: int | None, limit: int, stop: int | None = None
-    ) -> Sequence[Any]: ...
+    def last_position(self) -> int: ...
 
-    def max_notification_id(self) -> int | None: ...
-
-
-def store_pages(
-    recorder: NotificationReader, after: int = 0, stop: int | None = None
-) -> Iterator[Sequence[Any]]:
-    """Yield the store's notifications after ``after``, a page at a time."""
-    last = after
-    while True:
-        page = recorder.select_notifications(last + 1, PAGE_SIZE, stop=stop)
-        if not page:
-            return
-        yield page
-        last = page[-1].id
+    def pages(
+        self, after: int = 0, stop: int | None = None
+    ) -> Iterator[Sequence[EventRow]]: ...
 
 
 def verify_store(
-    recorder: NotificationReader,
+    rows: EventRows,
     checkpoints: Sequence[Checkpoint] = (),
     progress: Progress | None = None,
     stop: int | None = None,
 ) -> ChainVerifier:
     """Check every stored event up to ``stop`` (default: the last one now)."""
     if stop is None:
-        stop = recorder.max_notification_id() or 0
+        stop = rows.last_position()
     verifier = ChainVerifier(checkpoints)
-    for page in store_pages(recorder, stop=stop):
+    for page in rows.pages(stop=stop):
         verifier.feed_page(page)
         if progress is not None:
             progress(len(page))
@@ -437,7 +422,7 @@ def verify_store(
 
 
 def export_store(
-    recorder: NotificationReader,
+    rows: EventRows,
     out: IO[bytes],
     since: int = 0,
     progress: Progress | None = None,
@@ -450,18 +435,13 @@ def export_store(
     checked again with no store (:func:`verify_export`). Returns the
     closing checkpoint and the number of events written.
     """
-    stop = recorder.max_notification_id() or 0
-    verifier = verify_store(recorder, stop=since, progress=progress)
+    stop = rows.last_position()
+    verifier = verify_store(rows, stop=since, progress=progress)
     out.write(_line({"kind": "start", **verifier.checkpoint().as_dict()}))
     before = verifier.events
-    for page in store_pages(recorder, after=verifier.position, stop=stop):
+    for page in rows.pages(after=verifier.position, stop=stop):
         verifier.feed_page(page)
-        for n in page:
-            out.write(
-                _event_line(
-                    n.id, n.originator_id, n.originator_version, n.topic, n.state
-                )
-            )
+        out.writelines(_event_line(*row) for row in page)
         if progress is not None:
             progress(len(page))
     closing = verifier.finish()
@@ -474,12 +454,13 @@ def _line(document: dict[str, Any]) -> bytes:
 
 
 def _event_line(
-    position: int, certification_id: UUID, version: int, topic: str, state: bytes
+    position: int, certification_id: bytes, version: int, topic: str, state: bytes
 ) -> bytes:
     key = b',"event":' if is_sealed(state) else b',"unsealed":'
     header = (
         f'{{"kind":"event","position":{position},"certification_id":'
-        f'"{certification_id}","version":{version},"topic":{json.dumps(topic)}'
+        f'"{UUID(bytes=certification_id)}","version":{version},'
+        f'"topic":{json.dumps(topic)}'
     )
     return header.encode() + key + state + b"}\n"
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from service.audit import (
     verify_export,
     verify_store,
 )
+from service.audit_store import StoreRows
 
 if TYPE_CHECKING:
     from service.composition import Runtime
@@ -235,16 +237,18 @@ def verify_exported(args: argparse.Namespace) -> int:
 
 
 def export_stored(runtime: Runtime, args: argparse.Namespace) -> int:
-    recorder = runtime.service.recorder
-    total = recorder.max_notification_id() or 0
     try:
         with (
+            _store_rows(runtime) as rows,
             args.out.open("wb") as out,
-            tqdm(total=total, unit="event", desc="exporting", file=sys.stderr) as bar,
+            tqdm(
+                total=rows.last_position(),
+                unit="event",
+                desc="exporting",
+                file=sys.stderr,
+            ) as bar,
         ):
-            closing, written = export_store(
-                recorder, out, args.since, progress=bar.update
-            )
+            closing, written = export_store(rows, out, args.since, bar.update)
     except TamperedError as error:
         print(f"certd: export stopped: the store was tampered with: {error}")
         return TAMPERED
@@ -258,10 +262,20 @@ def export_stored(runtime: Runtime, args: argparse.Namespace) -> int:
 def _verify_with_progress(
     runtime: Runtime, checkpoints: list[Checkpoint]
 ) -> ChainVerifier:
-    recorder = runtime.service.recorder
-    stop = recorder.max_notification_id() or 0
-    with tqdm(total=stop, unit="event", desc="verifying", file=sys.stderr) as bar:
-        return verify_store(recorder, checkpoints, progress=bar.update, stop=stop)
+    with _store_rows(runtime) as rows:
+        stop = rows.last_position()
+        with tqdm(total=stop, unit="event", desc="verifying", file=sys.stderr) as bar:
+            return verify_store(rows, checkpoints, progress=bar.update, stop=stop)
+
+
+@contextmanager
+def _store_rows(runtime: Runtime) -> Iterator[StoreRows]:
+    table: str = runtime.service.recorder.events_table_name  # type: ignore[attr-defined]
+    rows = StoreRows(runtime.settings.database_url, table)
+    try:
+        yield rows
+    finally:
+        rows.close()
 
 
 def _checkpoints(specs: list[str]) -> list[Checkpoint]:
