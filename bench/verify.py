@@ -20,11 +20,15 @@ taken over both reads, so a slow spell of the machine counts on both sides):
     ``recorder.select_notifications`` from position 1 to the end, a page of
     ``service.audit.PAGE_SIZE`` at a time, and nothing else: no decoding.
 ``verify``
-    ``service.audit.verify_store`` over the same pages: every hash
-    recomputed, every chain and the running root checked; what
+    ``service.audit.verify_store`` over ``service.audit_store.StoreRows``:
+    the same events read as plain rows on a connection of its own, every
+    hash recomputed, every chain and the running root checked; what
     ``certd verify`` does, without its progress bar.
 
-Both in events/s; ``ratio`` = verify / raw of the same round.
+Both in events/s; ``ratio`` = verify / raw of the same round. Before the
+rounds, ``pages``: the two take turns page by page over one whole
+verification (see :func:`measure_interleaved`); the verdicts use it, as the
+measure a busy, shared machine skews least.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ from domain.certification import Certification
 from domain.fees import fees_for_revenue
 from domain.forms import ApplicationForm, DecisionForm, PaymentForm, SubmissionForm
 from service.application import CertificationService
-from service.audit import PAGE_SIZE, verify_store
+from service.audit import PAGE_SIZE, ChainVerifier, verify_store
+from service.audit_store import StoreRows
 from service.composition import build_service
 from service.ledger import ZERO_HASH, seal, stated_hash
 from service.settings import Settings
@@ -146,8 +151,10 @@ def raw_read(service: CertificationService) -> int:
     return count
 
 
-def verify(service: CertificationService) -> int:
-    return verify_store(service.recorder).events
+def store_rows(service: CertificationService, url: str) -> StoreRows:
+    """The rows ``certd verify`` reads: its own connection to the store."""
+    table: str = service.recorder.events_table_name  # type: ignore[attr-defined]
+    return StoreRows(url, table)
 
 
 def timed(action: Callable[[], int]) -> tuple[int, float]:
@@ -157,12 +164,66 @@ def timed(action: Callable[[], int]) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def measure_round(service: CertificationService, events: int) -> dict[str, Any]:
+def measure_interleaved(
+    service: CertificationService, rows: StoreRows, events: int
+) -> dict[str, Any]:
+    """Raw read and verify, page by page, taking turns on each page.
+
+    For each page the raw read (``select_notifications``) and the verify
+    step (``certd verify``'s read of the same events, then
+    ``ChainVerifier.feed_page``) run back to back,
+    who goes first flipping every page, so both meet the same moment of a
+    busy machine. The verifier sees every page in store order and finishes
+    as ``verify_store`` does: it is a whole verification, timed in slices.
+    """
+    recorder, verifier = service.recorder, ChainVerifier()
+    stop = rows.last_position()
+    raw_ns = verify_ns = 0
+    clock = time.perf_counter_ns
+    after, flip = 0, False
+    gc.collect()
+    while True:
+        for subject in ("verify", "raw") if flip else ("raw", "verify"):
+            began = clock()
+            if subject == "verify":
+                page = rows.page(after, stop)
+                verifier.feed_page(page)
+                verify_ns += clock() - began
+            else:
+                recorder.select_notifications(start=after + 1, limit=PAGE_SIZE)
+                raw_ns += clock() - began
+        if not page:
+            break
+        after, flip = page[-1][0], not flip
+    verifier.finish()
+    if verifier.events != events:
+        msg = f"verify read {verifier.events} events of {events}"
+        raise RuntimeError(msg)
+    raw_rate, verify_rate = events / raw_ns * 1e9, events / verify_ns * 1e9
+    return {
+        "raw_s": round(raw_ns / 1e9, 2),
+        "verify_s": round(verify_ns / 1e9, 2),
+        "raw_events_per_s": round(raw_rate),
+        "verify_events_per_s": round(verify_rate),
+        "ratio": round(verify_rate / raw_rate, 3),
+    }
+
+
+def measure_round(
+    service: CertificationService, rows: StoreRows, events: int
+) -> dict[str, Any]:
     """Raw read, verify, raw read again: the raw rate is taken over both
     reads, so a slow spell of this shared machine counts on both sides."""
     timings: dict[str, list[float]] = {"raw": [], "verify": []}
-    for subject, action in (("raw", raw_read), ("verify", verify), ("raw", raw_read)):
-        count, seconds = timed(lambda action=action: action(service))
+
+    def verify() -> int:
+        return verify_store(rows).events
+
+    def raw() -> int:
+        return raw_read(service)
+
+    for subject, action in (("raw", raw), ("verify", verify), ("raw", raw)):
+        count, seconds = timed(action)
         if count != events:
             msg = f"{subject} read {count} events of {events}"
             raise RuntimeError(msg)
@@ -187,15 +248,20 @@ def bench_store(
             fill_s = fill(service, events, progress)
             progress(f"{store}: wrote {events} events in {fill_s:.0f} s")
             raw_read(service)  # warm the caches, not timed
+            rows = store_rows(service, url)
+            interleaved = measure_interleaved(service, rows, events)
+            progress(f"{store}: page by page: {interleaved}")
             runs = []
             for number in range(1, rounds + 1):
-                runs.append(measure_round(service, events))
-                progress(f"{store}: round {number}: {runs[-1]}")
+                runs.append(measure_round(service, rows, events))
+                progress(f"{store}: whole round {number}: {runs[-1]}")
+            rows.close()
         finally:
             service.close()
     return {
         "events": events,
         "fill_s": round(fill_s, 1),
+        "interleaved": interleaved,
         "runs": runs,
         "raw_events_per_s": round(
             statistics.median(run["raw_events_per_s"] for run in runs)
@@ -208,23 +274,25 @@ def bench_store(
 
 
 def verdicts(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Judged on the page-by-page measure, the one a busy machine skews least."""
     checks = []
     for store, result in results.items():
+        measured = result["interleaved"]
         checks.append(
             {
                 "store": store,
-                "what": "verify / raw read",
-                "value": result["ratio"],
+                "what": "verify / raw read, page by page",
+                "value": measured["ratio"],
                 "target": f">= {TARGET_RATIO}",
-                "met": result["ratio"] >= TARGET_RATIO,
+                "met": measured["ratio"] >= TARGET_RATIO,
             }
         )
         if store == "postgres":
-            rate = result["verify_events_per_s"]
+            rate = measured["verify_events_per_s"]
             checks.append(
                 {
                     "store": store,
-                    "what": "verify events/s",
+                    "what": "verify events/s, page by page",
                     "value": rate,
                     "target": f">= {TARGET_POSTGRES_EVENTS_PER_S}",
                     "met": rate >= TARGET_POSTGRES_EVENTS_PER_S,
@@ -245,6 +313,11 @@ def report(document: dict[str, Any]) -> str:
         "store     round  raw ev/s  verify ev/s  ratio",
     ]
     for store, result in document["results"].items():
+        paged = result["interleaved"]
+        out.append(
+            f"{store:<8}  pages  {paged['raw_events_per_s']:>8}  "
+            f"{paged['verify_events_per_s']:>11}  {paged['ratio']:>5.2f}"
+        )
         for number, run in enumerate(result["runs"], start=1):
             out.append(
                 f"{store:<8}  {number:>5}  "
