@@ -121,7 +121,11 @@ class CertificationService(Application[UUID]):
         transcoder.register(DateAsISO())
 
     def construct_mapper(self) -> Mapper[UUID]:
-        """Read sealed events (and older, bare ones); see ``service.ledger``."""
+        """Read sealed events (and older, bare ones); see ``service.ledger``.
+
+        The store is neither compressed nor encrypted (``persistence_env``
+        sets neither), so the mapper needs only the transcoder.
+        """
         return SealingMapper(transcoder=self.construct_transcoder())
 
     def construct_event_store(self) -> EventStore[UUID]:

@@ -130,7 +130,11 @@ class Checkpoint:
             for line in lines:
                 if b'"root"' not in line:
                     continue
-                document = json.loads(line)
+                try:
+                    document = json.loads(line)
+                except ValueError:
+                    msg = f"{text} holds a line that is not JSON"
+                    raise CheckpointFormatError(msg) from None
                 if document.get("kind", "checkpoint") == "checkpoint":
                     found.append(cls.from_dict(document))
         if not found:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.cli import main
+from service import cli
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,14 @@ def run_certd(
             patched.setenv("CERTD_DATABASE_URL", "unusable://no-store-here")
         else:
             patched.setenv("CERTD_DATABASE_URL", database_url)
-        patched.setenv("CERTD_LOG_LEVEL", "warning")
-        code = main(list(args))
+        # The process's logging stays as the test run set it: configured by
+        # ``certd``, structlog would cache loggers filtered at its level and
+        # later tests would capture nothing.
+        patched.setattr(cli, "configure_logging", _leave_logging_alone)
+        code = cli.main(list(args))
     captured = capsys.readouterr()
     return Ran(code, captured.out, captured.err)
+
+
+def _leave_logging_alone(*args: object, **kwargs: object) -> None:
+    """Stand in for ``configure_logging`` in an in-process ``certd``."""

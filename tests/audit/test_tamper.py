@@ -176,3 +176,14 @@ def test_a_checkpoint_is_its_position_and_the_root_there(
     (point,) = Checkpoint.parse(plain.out.strip())
     assert point.position == tables.last_position() == 13
     assert json.loads(as_json.out)["root"] == point.root
+
+
+@pytest.mark.parametrize("spec", ["12:not-hex", "no-such-file.json"])
+def test_an_unreadable_checkpoint_is_refused_before_anything_is_read(
+    verify,  # type: ignore[no-untyped-def]
+    spec: str,
+) -> None:
+    ran = verify("--checkpoint", spec)
+
+    assert ran.code == 2
+    assert "checkpoint" in ran.err or "POSITION:HASH" in ran.err
