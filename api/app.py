@@ -6,6 +6,7 @@ A command's answer carries the store position of the event it recorded in the
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Protocol
 from uuid import UUID, uuid4
 
@@ -24,9 +25,11 @@ from api.schemas import (
     HistoryEntry,
     InfoRequestAccepted,
     PaymentReceipt,
+    StatusView,
 )
 from domain.actor import Actor
-from domain.certification import Certification
+from domain.certification import Certification, day_of
+from domain.errors import InvalidCommandError
 from domain.forms import (
     ApplicationForm,
     DecisionForm,
@@ -36,13 +39,13 @@ from domain.forms import (
     ReasonForm,
     SubmissionForm,
 )
+from projections.as_of import state_as_of
 from projections.runner import ProjectionRunner
 from projections.views import StatusViews
 from service.application import (
     CertificationNotFoundError,
     CertificationService,
     Outcome,
-    event_data,
 )
 
 log = structlog.get_logger(component="certd.api")
@@ -269,18 +272,47 @@ def _history_routes() -> APIRouter:
         actor: Auditor, certification_id: CertificationId, service: Service
     ) -> list[HistoryEntry]:
         """Every stored event of the certification, oldest first."""
-        return [
-            HistoryEntry(
-                type=type(event).__name__,
-                version=event.originator_version,
-                occurred_at=event.timestamp,
-                actor=event.actor,
-                data=event_data(event),
-            )
-            for event in service.history(certification_id)
-        ]
+        return [HistoryEntry.of(e) for e in service.history(certification_id)]
+
+    @router.get("/certifications/{certification_id}/state")
+    def state(
+        actor: Auditor,
+        certification_id: CertificationId,
+        as_of: str,
+        request: Request,
+        service: Service,
+    ) -> StatusView:
+        """The certification's status view as it stood at ``as_of``.
+
+        Replays the events recorded up to that instant, inclusive; an
+        instant before the application answers 404. ``as_of`` is ISO 8601
+        with its timezone, e.g. ``2027-01-31T09:00:00Z``.
+        """
+        instant = parse_instant("as_of", as_of)
+        views: StatusViews = request.app.state.views
+        row = state_as_of(
+            service,
+            views.db,
+            certification_id,
+            instant,
+            service.policy.reevaluation_lead_days,
+        )
+        return StatusView.of(row, day_of(instant))
 
     return router
+
+
+def parse_instant(field: str, text: str) -> datetime:
+    """Read an ISO 8601 instant with its timezone; refuse it naming ``field``."""
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        msg = f"{text!r} is not an ISO 8601 time, e.g. 2027-01-31T09:00:00Z"
+        raise InvalidCommandError(field, msg) from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        msg = f"{text!r} has no timezone; add one, e.g. Z or +00:00"
+        raise InvalidCommandError(field, msg)
+    return instant
 
 
 def _health_routes() -> APIRouter:

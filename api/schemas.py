@@ -14,6 +14,7 @@ from domain.certification import Certification, PaymentRecord, Status
 from domain.fees import FeeKind, RevenueTier, fees_for_tier
 from domain.screening import Finding
 from projections.status_view import StatusRow
+from service.application import event_data
 
 
 class ReadModel(BaseModel):
@@ -131,6 +132,17 @@ class HistoryEntry(ReadModel):
     occurred_at: datetime
     actor: dict[str, str]
     data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Certification.Event) -> "HistoryEntry":
+        """An event as the history shows it, over HTTP and on the command line."""
+        return cls(
+            type=type(event).__name__,
+            version=event.originator_version,
+            occurred_at=event.timestamp,
+            actor=event.actor,
+            data=event_data(event),
+        )
 
 
 class ErrorBody(ReadModel):

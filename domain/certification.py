@@ -64,6 +64,8 @@ RENEWAL_STATUSES = frozenset(
     {Status.REEVALUATION_DUE, Status.IN_REVIEW, Status.AWAITING_INFO, Status.APPROVED}
 )
 NON_FINAL_STATUSES = frozenset(Status) - FINAL_STATUSES
+# Every fee is paid in USD; payment events say so since their version 2.
+PAYMENT_CURRENCY = "USD"
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,16 @@ class Certification(Aggregate):
             cert.take_submission(self)
 
     class SubmissionFeePaid(Event):
+        """Version 2 names the currency; version 1 events are read as USD."""
+
+        class_version = 2
         amount_usd: Decimal
         reference: str
+        currency: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["currency"] = PAYMENT_CURRENCY
 
         def apply(self, cert: Certification) -> None:
             cert.status = Status.IN_REVIEW
@@ -183,9 +193,17 @@ class Certification(Aggregate):
             cert.open_info_request = None
 
     class AnnualFeePaid(Event):
+        """Version 2 names the currency; version 1 events are read as USD."""
+
+        class_version = 2
         amount_usd: Decimal
         reference: str
         valid_until: date
+        currency: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["currency"] = PAYMENT_CURRENCY
 
         def apply(self, cert: Certification) -> None:
             cert.status = Status.CERTIFIED
@@ -310,6 +328,7 @@ class Certification(Aggregate):
                 at,
                 amount_usd=form.amount_usd,
                 reference=form.reference,
+                currency=PAYMENT_CURRENCY,
             )
         else:
             self._record(
@@ -319,6 +338,7 @@ class Certification(Aggregate):
                 amount_usd=form.amount_usd,
                 reference=form.reference,
                 valid_until=self._next_valid_until(at),
+                currency=PAYMENT_CURRENCY,
             )
         return self.payments[form.reference]
 

@@ -19,8 +19,10 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
+    EventStore,
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     PersistenceError,
     Transcoding,
 )
@@ -38,6 +40,7 @@ from domain.forms import (
     PaymentForm,
     SubmissionForm,
 )
+from service.ledger import SealingEventStore, SealingMapper
 
 log = structlog.get_logger(component="certd.commands")
 
@@ -127,6 +130,22 @@ class CertificationService(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """Read sealed events (and older, bare ones); see ``service.ledger``.
+
+        The store is neither compressed nor encrypted (``persistence_env``
+        sets neither), so the mapper needs only the transcoder.
+        """
+        return SealingMapper(transcoder=self.construct_transcoder())
+
+    def construct_event_store(self) -> EventStore[UUID]:
+        """Seal every stored event in its certification's hash chain."""
+        mapper = self.mapper
+        if not isinstance(mapper, SealingMapper):
+            msg = "the event store seals events only through a SealingMapper"
+            raise TypeError(msg)
+        return SealingEventStore(mapper=mapper, recorder=self.recorder)
 
     # Commands.
 

@@ -17,6 +17,7 @@ from projections.runner import start_in_thread
 from projections.status_view import StatusRow
 from projections.views import SearchFilters
 from scheduler.jobs import start_scheduler
+from service.cli_audit import add_audit_verbs
 from service.cli_payments import add_payment_verbs, start_payment_consumer
 from service.cli_stream import (
     EmbeddedBrokerError,
@@ -44,6 +45,9 @@ log = structlog.get_logger(component="certd")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "offline", False):
+        # Needs neither settings nor a store: an auditor's own machine.
+        return int(args.run(args))
     try:
         settings = Settings()
     except ValidationError as error:
@@ -141,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_stream_verbs(verbs)
     add_payment_verbs(verbs)
+    add_audit_verbs(verbs, _aware_instant)
     return parser
 
 

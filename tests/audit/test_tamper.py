@@ -1,0 +1,189 @@
+"""``certd verify`` finds each kind of tampering done with SQL on the store's
+own table, and names the first certification and position that does not fit."""
+
+import json
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from service.audit import Checkpoint
+from tests.audit.cli import Ran, run_certd
+from tests.audit.tables import StoredEvents
+from tests.projections.steps import Steps
+
+Capsys = pytest.CaptureFixture[str]
+
+
+def three_certifications(steps: Steps) -> list[UUID]:
+    """Three certifications of 5, 3 and 5 events, interleaved in the store."""
+    first = steps.start("First Ltd")
+    second = steps.start("Second Ltd")
+    steps.submit(first)
+    steps.pay_due(first)
+    third = steps.certify("Third Ltd")
+    steps.submit(second)
+    steps.pay_due(second)
+    steps.approve(first)
+    steps.pay_due(first)
+    return [first, second, third]
+
+
+@pytest.fixture
+def verify(capsys: Capsys, monkeypatch: pytest.MonkeyPatch, database_url: str):  # type: ignore[no-untyped-def]
+    def run(*args: str) -> Ran:
+        return run_certd(capsys, monkeypatch, database_url, "verify", *args)
+
+    return run
+
+
+def test_an_untouched_store_verifies(steps: Steps, verify) -> None:  # type: ignore[no-untyped-def]
+    three_certifications(steps)
+
+    ran = verify()
+
+    assert ran.code == 0, ran.out
+    assert "verified 13 events of 3 certifications" in ran.out
+
+
+def test_a_changed_payload_is_named_by_its_certification_and_position(
+    steps: Steps, tables: StoredEvents, verify
+) -> None:  # type: ignore[no-untyped-def]
+    first, *_ = three_certifications(steps)
+    position = tables.positions_of(first)[0]
+    state = tables.row(position)[3]
+    tables.set_state(position, state.replace(b"First Ltd", b"Frist Ltd"))
+
+    ran = verify()
+
+    assert ran.code == 1
+    assert f"certification {first} version 1 at position {position}" in ran.out
+    assert "altered" in ran.out
+
+
+def test_a_deleted_event_is_found_at_the_next_event_of_its_certification(
+    steps: Steps, tables: StoredEvents, verify
+) -> None:  # type: ignore[no-untyped-def]
+    first, *_ = three_certifications(steps)
+    positions = tables.positions_of(first)
+    tables.delete(positions[2])
+
+    ran = verify()
+
+    assert ran.code == 1
+    assert f"certification {first} version 4 at position {positions[3]}" in ran.out
+    assert "version 3 is due here" in ran.out
+
+
+def test_two_swapped_events_are_found_where_the_first_one_stood(
+    steps: Steps, tables: StoredEvents, verify
+) -> None:  # type: ignore[no-untyped-def]
+    first, *_ = three_certifications(steps)
+    positions = tables.positions_of(first)
+    tables.swap(positions[1], positions[2])
+
+    ran = verify()
+
+    assert ran.code == 1
+    assert f"certification {first} version 3 at position {positions[1]}" in ran.out
+
+
+def test_swapped_contents_of_two_events_are_found(
+    steps: Steps, tables: StoredEvents, verify
+) -> None:  # type: ignore[no-untyped-def]
+    first, *_ = three_certifications(steps)
+    one, two = tables.positions_of(first)[3:5]
+    state_one, state_two = tables.row(one)[3], tables.row(two)[3]
+    tables.set_state(one, state_two)
+    tables.set_state(two, state_one)
+
+    ran = verify()
+
+    assert ran.code == 1
+    assert f"certification {first} version 4 at position {one}" in ran.out
+
+
+def test_a_truncated_tail_is_found_against_a_published_checkpoint(
+    steps: Steps,
+    tables: StoredEvents,
+    verify,  # type: ignore[no-untyped-def]
+    capsys: Capsys,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    workdir: Path,
+) -> None:
+    first, *_ = three_certifications(steps)
+    taken = run_certd(capsys, monkeypatch, database_url, "checkpoint", "--json")
+    published = workdir / "checkpoint.json"
+    published.write_text(taken.out)
+    last = tables.last_position()
+    tables.delete(last - 1, last)
+
+    without = verify()
+    ran = verify("--checkpoint", str(published))
+    spelled = verify("--checkpoint", f"{last}:{json.loads(taken.out)['root']}")
+
+    assert without.code == 0, "the chains alone cannot see a cut-off tail"
+    assert ran.code == 1
+    assert f"position {last}" in ran.out
+    assert f"certification {first} version 5" in ran.out
+    assert f"it ends at position {last - 2}" in ran.out
+    assert spelled.code == 1
+
+
+def test_a_removed_last_event_of_a_certification_breaks_the_checkpoint(
+    steps: Steps, tables: StoredEvents, verify
+) -> None:  # type: ignore[no-untyped-def]
+    _, second, _ = three_certifications(steps)
+    checkpoint = verify().out.split("root ")[1].split(";")[0]
+    last = tables.last_position()
+    tables.delete(tables.positions_of(second)[-1])
+
+    ran = verify("--checkpoint", f"{last}:{checkpoint}")
+
+    assert ran.code == 1
+    assert f"position {last}: the events after position 0" in ran.out
+
+
+def test_checkpoint_refuses_to_vouch_for_a_tampered_store(
+    steps: Steps,
+    tables: StoredEvents,
+    capsys: Capsys,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:
+    first, *_ = three_certifications(steps)
+    tables.delete(tables.positions_of(first)[1])
+
+    ran = run_certd(capsys, monkeypatch, database_url, "checkpoint")
+
+    assert ran.code == 1
+    assert "no checkpoint" in ran.out
+
+
+def test_a_checkpoint_is_its_position_and_the_root_there(
+    steps: Steps,
+    tables: StoredEvents,
+    capsys: Capsys,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:
+    three_certifications(steps)
+
+    plain = run_certd(capsys, monkeypatch, database_url, "checkpoint")
+    as_json = run_certd(capsys, monkeypatch, database_url, "checkpoint", "--json")
+
+    (point,) = Checkpoint.parse(plain.out.strip())
+    assert point.position == tables.last_position() == 13
+    assert json.loads(as_json.out)["root"] == point.root
+
+
+@pytest.mark.parametrize("spec", ["12:not-hex", "no-such-file.json"])
+def test_an_unreadable_checkpoint_is_refused_before_anything_is_read(
+    verify,  # type: ignore[no-untyped-def]
+    spec: str,
+) -> None:
+    ran = verify("--checkpoint", spec)
+
+    assert ran.code == 2
+    assert "checkpoint" in ran.err or "POSITION:HASH" in ran.err
