@@ -32,6 +32,8 @@ def test_tokens_and_database_url_are_read_from_their_files(
     tokens, url = tmp_path / "tokens", tmp_path / "url"
     tokens.write_text(f"operator:{TOKEN}\n")
     url.write_text("postgresql://certd:pw@db:5432/certd\n")
+    for name in [name for name in os.environ if name.startswith("CERTD_")]:
+        monkeypatch.delenv(name)  # make exports tokens for `make run`
     monkeypatch.setenv("CERTD_API_TOKENS_FILE", str(tokens))
     monkeypatch.setenv("CERTD_DATABASE_URL_FILE", str(url))
 
