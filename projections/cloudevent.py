@@ -3,23 +3,22 @@
 Structured JSON mode (CloudEvents 1.0): the whole envelope is the message
 value, the Kafka ``content-type`` header says ``application/cloudevents+json``
 and the key is the certification id. The envelope is built and encoded by the
-``cloudevents`` package, through ``EventFormat``, its JSON format taught the
-types of an event's data; this module only decides what goes in it.
+``cloudevents`` package, through ``EventFormat``, its JSON format writing
+with orjson and taught the types of an event's data; this module only
+decides what goes in it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
 from functools import cache
 from hashlib import sha1
-from json import JSONEncoder
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import orjson
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import kafka
 from cloudevents.core.formats.json import JSONFormat
@@ -92,23 +91,11 @@ def cloud_event(event: Certification.Event, position: int) -> CloudEvent:
 
 
 def json_value(value: Any) -> Any:
-    """Return the JSON value of what JSON has no type for: money as a decimal
-    string (exact, as in every HTTP answer), days and instants in ISO 8601
-    (an instant in UTC ending in ``Z``, as the package writes ``time``), ids
-    as strings, an enum as its value.
-
-    The ``default`` of ``EventFormat``'s encoder: the encoder calls it for
-    each value it cannot write itself, and writes what it returns.
-    """
-    if isinstance(value, Decimal | UUID):
+    """Return the JSON value of what ``EventFormat`` cannot write itself:
+    money as a decimal string (exact, as in every HTTP answer), and any other
+    mapping as an object."""
+    if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, datetime):
-        text = value.isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
     if isinstance(value, Mapping):
         return dict(value)
     msg = f"cannot publish a {type(value).__name__} in an event's data"
@@ -116,21 +103,23 @@ def json_value(value: Any) -> Any:
 
 
 class EventFormat(JSONFormat):
-    """The package's JSON format, writing an event's data as it stands.
+    """The package's JSON format, writing an event's data as it stands, with
+    orjson.
 
-    ``JSONFormat.write`` makes a new encoder for every event, and knows no
-    type but JSON's and ``datetime``, so the data had to be copied into JSON
-    types first. This format keeps one encoder, whose ``default`` is
-    ``json_value``: the C encoder walks the envelope and its data in one pass
-    and calls back only for money, days and the like. Data that is not a
-    JSON object (bytes, text, another content type) is left to the package.
+    ``JSONFormat.write`` makes a new encoder of the standard library for
+    every event and knows no type but JSON's and ``datetime``: the data had
+    to be copied into JSON types first, and encoding took a third of the
+    time it takes to publish an event. This format writes the envelope and
+    its data in one pass of orjson, several times faster: days and instants
+    in ISO 8601 (UTC as ``Z``, as the package writes ``time``), ids as
+    strings, enums as their values, money and other mappings through
+    ``json_value``. The JSON is compact UTF-8, without escapes for non-ASCII
+    text; reading is the package's own. Data that is not a JSON object
+    (bytes, text, another content type) is written by the package.
+
+    Raises ``TypeError`` (orjson's ``JSONEncodeError``) on a value of no JSON
+    type, and on an integer beyond 64 bits.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        # No cycle check: an event's data is decoded from stored JSON, so it
-        # is a tree.
-        self._encoder = JSONEncoder(default=json_value, check_circular=False)
 
     def write(self, event: BaseCloudEvent) -> bytes:
         data = event.get_data()
@@ -141,7 +130,7 @@ class EventFormat(JSONFormat):
             return super().write(event)
         envelope = dict(event.get_attributes())
         envelope["data"] = data
-        return self._encoder.encode(envelope).encode()
+        return orjson.dumps(envelope, default=json_value, option=orjson.OPT_UTC_Z)
 
 
 _FORMAT = EventFormat()
