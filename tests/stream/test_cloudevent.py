@@ -154,10 +154,13 @@ def test_each_published_event_reads_back_as_the_same_cloudevent() -> None:
 
         subject = str(event.originator_id)
         assert sent.key == subject.encode()
+        assert read.get_specversion() == "1.0"
         assert read.get_id() == event_id(subject, event.originator_version)
+        assert read.get_source() == "/certifications"
         assert read.get_type() == f"certification.{type(event).__name__}"
         assert read.get_subject() == subject
         assert read.get_time() == event.timestamp
+        assert read.get_datacontenttype() == "application/json"
         assert read.get_extension("sequence") == event.originator_version
         assert read.get_extension("position") == position
         assert read.get_data() == expected_data(event)
