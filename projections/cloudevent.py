@@ -3,20 +3,23 @@
 Structured JSON mode (CloudEvents 1.0): the whole envelope is the message
 value, the Kafka ``content-type`` header says ``application/cloudevents+json``
 and the key is the certification id. The envelope is built and encoded by the
-``cloudevents`` package; this module only decides what goes in it.
+``cloudevents`` package, through ``EventFormat``, its JSON format writing
+with orjson and taught the types of an event's data; this module only
+decides what goes in it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
+from functools import cache
 from hashlib import sha1
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import orjson
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -31,7 +34,6 @@ DATA_CONTENT_TYPE = "application/json"
 # Event ids live in a namespace of their own (see ``event_id``).
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:certd:certification-event")
 
-_FORMAT = JSONFormat()
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
 
@@ -54,14 +56,22 @@ def event_id(certification_id: UUID | str, version: int) -> str:
 
 
 def event_type(event: Certification.Event) -> str:
-    return TYPE_PREFIX + type(event).__name__
+    return _type_of(type(event))
+
+
+@cache
+def _type_of(kind: type[Certification.Event]) -> str:
+    # Made once per event class: it is asked for every event published.
+    return TYPE_PREFIX + kind.__name__
 
 
 def cloud_event(event: Certification.Event, position: int) -> CloudEvent:
     """Wrap a stored event, found at ``position`` in the store, in its envelope.
 
     ``sequence`` is the certification's version after the event and
-    ``position`` the event's place in the store; both are JSON integers.
+    ``position`` the event's place in the store; both are JSON integers. The
+    data is the event's own fields as they are (money a ``Decimal``, days a
+    ``date``): ``EventFormat`` writes them.
     """
     subject = str(event.originator_id)
     attributes: dict[str, Any] = {
@@ -75,8 +85,55 @@ def cloud_event(event: Certification.Event, position: int) -> CloudEvent:
         "sequence": event.originator_version,
         "position": position,
     }
-    data = json_safe({**event_data(event), "actor": event.actor})
+    data = event_data(event)
+    data["actor"] = event.actor
     return CloudEvent(attributes, data)
+
+
+def json_value(value: Any) -> Any:
+    """Return the JSON value of what ``EventFormat`` cannot write itself:
+    money as a decimal string (exact, as in every HTTP answer), and any other
+    mapping as an object."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    msg = f"cannot publish a {type(value).__name__} in an event's data"
+    raise TypeError(msg)
+
+
+class EventFormat(JSONFormat):
+    """The package's JSON format, writing an event's data as it stands, with
+    orjson.
+
+    ``JSONFormat.write`` makes a new encoder of the standard library for
+    every event and knows no type but JSON's and ``datetime``: the data had
+    to be copied into JSON types first, and encoding took a third of the
+    time it takes to publish an event. This format writes the envelope and
+    its data in one pass of orjson, several times faster: days and instants
+    in ISO 8601 (UTC as ``Z``, as the package writes ``time``), ids as
+    strings, enums as their values, money and other mappings through
+    ``json_value``. The JSON is compact UTF-8, without escapes for non-ASCII
+    text; reading is the package's own. Data that is not a JSON object
+    (bytes, text, another content type) is written by the package.
+
+    Raises ``TypeError`` (orjson's ``JSONEncodeError``) on a value of no JSON
+    type, and on an integer beyond 64 bits.
+    """
+
+    def write(self, event: BaseCloudEvent) -> bytes:
+        data = event.get_data()
+        content_type = event.get_datacontenttype() or self.DEFAULT_CONTENT_TYPE
+        if not isinstance(data, dict) or not self.JSON_CONTENT_TYPE_PATTERN.match(
+            content_type
+        ):
+            return super().write(event)
+        envelope = dict(event.get_attributes())
+        envelope["data"] = data
+        return orjson.dumps(envelope, default=json_value, option=orjson.OPT_UTC_Z)
+
+
+_FORMAT = EventFormat()
 
 
 @dataclass(frozen=True)
@@ -109,34 +166,6 @@ def read_message(
         msg = f"not a CloudEvents 1.0 event: {type(event).__name__}"
         raise TypeError(msg)
     return event
-
-
-def json_safe(value: Any) -> Any:
-    """Return ``value`` with only JSON types: money as a decimal string
-    (exact, as in every HTTP answer), days and instants in ISO 8601."""
-    kind = type(value)
-    if kind in _JSON_SCALARS:
-        return value
-    if kind is dict:
-        return {str(key): json_safe(item) for key, item in value.items()}
-    if kind is list or kind is tuple:
-        return [json_safe(item) for item in value]
-    if isinstance(value, Enum):
-        return json_safe(value.value)
-    if isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return json_safe(dict(value))
-    msg = f"cannot publish a {type(value).__name__} in an event's data"
-    raise TypeError(msg)
-
-
-# The types most values have, tested first by identity: publishing is hot.
-_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _subject(event: Any) -> str | None:

@@ -49,6 +49,18 @@ class Traffic:
             self.failures.append(error)
 
 
+def settled_position(tracker: PositionTracker, quiet: float = 0.3) -> int:
+    """The position once it stopped moving: a commit the killed publisher had
+    sent just before it died may still reach the store after its death."""
+    position = tracker.position()
+    while True:
+        time.sleep(quiet)
+        now = tracker.position()
+        if now == position:
+            return now
+        position = now
+
+
 def test_a_publisher_killed_mid_batch_again_and_again_loses_and_reorders_nothing(
     runtime: Runtime,
     steps: Steps,
@@ -97,15 +109,3 @@ def test_a_publisher_killed_mid_batch_again_and_again_loses_and_reorders_nothing
         assert versions == list(range(1, len(versions) + 1)), subject
     resumed_at = [line["position"] for line in publisher.events("publisher_started")]
     assert resumed_at == [0, *left_at]
-
-
-def settled_position(tracker: PositionTracker) -> int:
-    """The position once it stops moving: a publisher killed just after
-    sending its COMMIT leaves the server to carry it out a moment later."""
-    position = tracker.position()
-    while True:
-        time.sleep(0.3)
-        again = tracker.position()
-        if again == position:
-            return position
-        position = again
