@@ -26,13 +26,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 import structlog
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from eventsourcing.application import Application
+from faststream.kafka import KafkaBroker, KafkaPublishMessage
+from faststream.kafka.exceptions import BatchBufferOverflowException
 from kafka.partitioner.default import murmur2
 
 from domain.certification import Certification
@@ -41,7 +40,7 @@ from projections.tracking import PositionMovedError, PositionTracker
 
 log = structlog.get_logger(component="certd.publisher")
 
-HEADERS = [("content-type", CONTENT_TYPE.encode())]
+HEADERS = {"content-type": CONTENT_TYPE}
 # A record batch of at most this many bytes; Kafka's default limit for one
 # is 1 MiB, and a request carries one batch per partition.
 MAX_BATCH_BYTES = 512 * 1024
@@ -72,21 +71,6 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         return float(min(self.most, self.first * 2 ** max(0, failures - 1)))
-
-
-@dataclass(frozen=True)
-class Broker:
-    """The publisher's clients of the broker: a producer to send, and an
-    admin client to learn the topic's partitions and to ping."""
-
-    producer: Any
-    admin: Any
-
-    async def stop(self) -> None:
-        try:
-            await self.producer.stop()
-        finally:
-            await self.admin.close()
 
 
 @dataclass(frozen=True)
@@ -123,7 +107,7 @@ class EventPublisher:
         self.backoff = backoff or Backoff()
         self.report_every = report_every
         self._channel = str(getattr(store.recorder, "channel_name", ""))
-        self._broker: Broker | None = None
+        self._broker: KafkaBroker | None = None
         self._partitions: list[int] = []
         self._partition_of_key: dict[bytes, int] = {}
         self._unreported = 0
@@ -147,10 +131,9 @@ class EventPublisher:
         if broker is None:
             return False
         try:
-            await asyncio.wait_for(broker.admin.describe_cluster(), timeout)
+            return await broker.ping(timeout)
         except Exception:  # any failure to answer is "not reachable"
             return False
-        return True
 
     # Running.
 
@@ -245,29 +228,19 @@ class EventPublisher:
     async def connect(self) -> None:
         """Connect to the broker, then learn the topic's partitions."""
         if self._broker is None:
-            options: dict[str, Any] = {
-                "bootstrap_servers": self.bootstrap,
-                "request_timeout_ms": int(self.ack_timeout * 1000),
-                "client_id": "certd-publisher",
-            }
-            broker = Broker(
-                # Sending through aiokafka's own record batches: FastStream's
-                # publish_batch, which wraps them, doubled the CPU time of
-                # sending an event.
-                AIOKafkaProducer(
-                    acks="all",
-                    # tansu, the broker for local use, refuses idempotent
-                    # producers; duplicates are allowed anyway, and order is
-                    # kept per partition by sending one record batch at a time.
-                    enable_idempotence=False,
-                    max_batch_size=MAX_BATCH_BYTES,
-                    **options,
-                ),
-                AIOKafkaAdminClient(**options),
+            broker = KafkaBroker(
+                self.bootstrap,
+                acks="all",
+                # tansu, the broker for local use, refuses idempotent
+                # producers; duplicates are allowed anyway, and order is kept
+                # per partition by sending one record batch at a time.
+                enable_idempotence=False,
+                request_timeout_ms=int(self.ack_timeout * 1000),
+                max_batch_size=MAX_BATCH_BYTES,
+                client_id="certd-publisher",
             )
             try:
-                await broker.producer.start()
-                await broker.admin.start()
+                await broker.connect()
             except BaseException:
                 await _stop_quietly(broker, self.ack_timeout)
                 raise
@@ -362,22 +335,21 @@ class EventPublisher:
         if broker is None:
             msg = "the publisher is not connected"
             raise PublishError(msg)
-        batch = broker.producer.create_batch()
-        for position, message in enumerate(chunk):
-            added = batch.append(
-                key=message.key, value=message.value, timestamp=None, headers=HEADERS
+        try:
+            await broker.publish_batch(
+                *(KafkaPublishMessage(m.value, key=m.key) for m in chunk),
+                topic=self.topic,
+                partition=partition,
+                headers=HEADERS,
             )
-            if added is None:
-                # The size estimate was short: send the part that fitted,
-                # then the rest, one after the other.
-                if position < 1:
-                    msg = f"a message of {len(message.value)} bytes fits no batch"
-                    raise PublishError(msg)
-                await self._send_chunk(partition, chunk[:position])
-                await self._send_chunk(partition, chunk[position:])
-                return
-        acked = await broker.producer.send_batch(batch, self.topic, partition=partition)
-        await acked
+        except BatchBufferOverflowException as full:
+            # The size estimate was short: send the part that fitted, then
+            # the rest, one after the other.
+            cut = full.message_position
+            if cut < 1:
+                raise
+            await self._send_chunk(partition, chunk[:cut])
+            await self._send_chunk(partition, chunk[cut:])
 
     def _partition(self, key: bytes) -> int:
         """The partition of a key, as Kafka's default partitioner picks it."""
@@ -388,10 +360,10 @@ class EventPublisher:
             self._partition_of_key[key] = partition
         return partition
 
-    async def _topic_partitions(self, broker: Broker) -> list[int]:
+    async def _topic_partitions(self, broker: KafkaBroker) -> list[int]:
         # Asking for a missing topic's metadata would create it with the
         # broker's defaults, so look for it among the existing ones first.
-        admin = broker.admin
+        admin = broker.config.admin_client
         if self.topic not in await admin.list_topics():
             msg = (
                 f"topic {self.topic} does not exist; create it with "
@@ -533,7 +505,7 @@ async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stopping.wait(), seconds)
 
 
-async def _stop_quietly(broker: Broker, timeout: float) -> None:
+async def _stop_quietly(broker: KafkaBroker, timeout: float) -> None:
     try:
         await asyncio.wait_for(broker.stop(), timeout)
     except Exception as error:  # it is being dropped either way
