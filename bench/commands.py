@@ -285,6 +285,25 @@ class Result:
         }
 
 
+def store_list(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The stores a comma-separated ``--stores`` names; an unknown one stops
+    the benchmark with a usage error."""
+    stores = [store.strip() for store in text.split(",") if store.strip()]
+    unknown = sorted(set(stores) - set(STORES))
+    if unknown or not stores:
+        parser.error(f"unknown store(s): {', '.join(unknown) or '(none)'}")
+    return stores
+
+
+def verdict_lines(verdicts: list[dict[str, Any]]) -> list[str]:
+    """One line per target: the figure, and whether it meets the target."""
+    return [
+        f"{item['store']}: {item['what']} {item['value']:g} "
+        f"{'meets' if item['met'] else 'MISSES'} the target {item['target']}"
+        for item in verdicts
+    ]
+
+
 def percentile(ordered: list[int], pct: float) -> float:
     """Nearest-rank percentile of an already sorted list."""
     rank = max(1, -(-len(ordered) * pct // 100))
@@ -423,10 +442,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
-    args.stores = [store.strip() for store in args.stores.split(",") if store.strip()]
-    unknown = sorted(set(args.stores) - set(STORES))
-    if unknown or not args.stores:
-        parser.error(f"unknown store(s): {', '.join(unknown) or '(none)'}")
+    args.stores = store_list(parser, args.stores)
     if args.certifications < 1 or args.repeats < 1:
         parser.error("--certifications and --repeats must be at least 1")
     return args

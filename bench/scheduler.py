@@ -68,7 +68,13 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from bench.commands import STORES, fresh_store, machine, quiet_service_logs
+from bench.commands import (
+    STORES,
+    fresh_store,
+    machine,
+    quiet_service_logs,
+    store_list,
+)
 from bench.views import STATUS_WEIGHTS
 from domain.actor import Actor
 from domain.certification import Certification, Status
@@ -487,10 +493,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
-    args.stores = [store.strip() for store in args.stores.split(",") if store.strip()]
-    unknown = sorted(set(args.stores) - set(STORES))
-    if unknown or not args.stores:
-        parser.error(f"unknown store(s): {', '.join(unknown) or '(none)'}")
+    args.stores = store_list(parser, args.stores)
     if not 1 <= args.rounds <= 20 or args.rows < 100 * (args.rounds + 1):
         parser.error("--rounds is 1 to 20, and --rows at least 100 x (rounds + 1)")
     return args

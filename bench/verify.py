@@ -48,7 +48,14 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from bench.commands import STORES, fresh_store, machine, quiet_service_logs
+from bench.commands import (
+    STORES,
+    fresh_store,
+    machine,
+    quiet_service_logs,
+    store_list,
+    verdict_lines,
+)
 from bench.views import source_state
 from domain.actor import Actor
 from domain.certification import Certification
@@ -329,12 +336,7 @@ def report(document: dict[str, Any]) -> str:
             f"{result['verify_events_per_s']:>11}  {result['ratio']:>5.2f}"
         )
     out.append("")
-    for item in document["verdicts"]:
-        verdict = "meets" if item["met"] else "MISSES"
-        out.append(
-            f"{item['store']}: {item['what']} {item['value']:g} {verdict} "
-            f"the target {item['target']}"
-        )
+    out += verdict_lines(document["verdicts"])
     return "\n".join(out)
 
 
@@ -348,10 +350,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, metavar="R")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
-    args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
-    unknown = sorted(set(args.stores) - set(STORES))
-    if unknown or not args.stores:
-        parser.error(f"unknown store(s): {', '.join(unknown) or '(none)'}")
+    args.stores = store_list(parser, args.stores)
     if args.events < 5 or args.rounds < 1:
         parser.error("--events must be at least 5 and --rounds at least 1")
     return args

@@ -65,7 +65,15 @@ from uuid import UUID
 import structlog
 
 # The store helpers and the report helpers of the command benchmark.
-from bench.commands import STORES, fresh_store, machine, percentile, quiet_service_logs
+from bench.commands import (
+    STORES,
+    fresh_store,
+    machine,
+    percentile,
+    quiet_service_logs,
+    store_list,
+    verdict_lines,
+)
 from domain.actor import Actor
 from domain.certification import Certification, Status
 from domain.fees import FeeKind, RevenueTier, fees_for_revenue
@@ -995,12 +1003,7 @@ def report(document: dict[str, Any]) -> str:
         out += ["", f"3. Queries on {document['rows']} rows (limit 50)"]
         out.append(render(rows, 2))
     out.append("")
-    for item in document["verdicts"]:
-        verdict = "meets" if item["met"] else "MISSES"
-        out.append(
-            f"{item['store']}: {item['what']} {item['value']:g} {verdict} "
-            f"the target {item['target']}"
-        )
+    out += verdict_lines(document["verdicts"])
     return "\n".join(out)
 
 
@@ -1031,10 +1034,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
-    args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
-    unknown = sorted(set(args.stores) - set(STORES))
-    if unknown or not args.stores:
-        parser.error(f"unknown store(s): {', '.join(unknown) or '(none)'}")
+    args.stores = store_list(parser, args.stores)
     args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if set(args.parts) - {"catch_up", "visibility", "queries"}:
