@@ -95,6 +95,9 @@ class PaymentMessage(BaseModel):
     reference: NonEmptyText = Field(
         description="billing's reference; a payment seen before changes nothing"
     )
+    # TODO: paid_at is checked but not stored: the payment event keeps the
+    # service's own time. A version 3 of the payment events with a paid_at
+    # field (older ones upcast with their timestamp) would keep billing's.
     paid_at: AwareDatetime = Field(description="when billing received the payment")
 
     def to_form(self) -> PaymentForm:
