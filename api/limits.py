@@ -12,10 +12,12 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# A JSON string, escapes included: brackets inside one do not nest anything.
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
+# What the depth scan looks at: brackets, and the quotes and backslashes
+# that tell whether a bracket stands inside a string.
+_SIGNIFICANT = re.compile(rb'[\[\]{}"\\]')
 _OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
 
 
 class BodyTooLargeError(Exception):
@@ -23,12 +25,33 @@ class BodyTooLargeError(Exception):
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
-    """Whether the brackets of ``body`` (outside strings) nest past ``limit``."""
+    """Whether the brackets of ``body`` (outside strings) nest past ``limit``.
+
+    One pass over the significant bytes, whatever the body: a regular
+    expression that skipped whole strings went back over the rest of the body
+    from each quote of an unterminated one (80 KB of escaped quotes took 36 s).
+    """
     depth = 0
-    for bracket in _BRACKET.finditer(_JSON_STRING.sub(b"", body)):
-        depth += 1 if bracket.group()[0] in _OPENERS else -1
-        if depth > limit:
-            return True
+    in_string = False
+    escaped = -1  # the position a backslash in a string escapes
+    for found in _SIGNIFICANT.finditer(body):
+        position = found.start()
+        byte = body[position]
+        if position == escaped:
+            continue
+        if in_string:
+            if byte == _BACKSLASH:
+                escaped = position + 1
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSERS:
+            depth -= 1
     return False
 
 

@@ -136,9 +136,20 @@ def test_real_bodies_are_well_within_the_default_limits() -> None:
         (b"[[[[[[[[[]]]]]]]]]", True),
         (b'[{"a": [{"b": [{"c": [{"d": [1]}]}]}]}]', True),
         (b"[[[[[[[[]]]]]]]]", False),
+        # An escaped backslash ends its string's escapes; the brackets after
+        # the string count.
+        (b'{"a": "\\\\", "b": [[[[[[[[]]]]]]]]}', True),
     ],
 )
 def test_brackets_inside_strings_do_not_count_as_nesting(
     body: bytes, deep: bool
 ) -> None:
     assert json_depth_exceeds(body, 8) is deep
+
+
+def test_a_megabyte_of_escaped_quotes_in_an_unterminated_string_is_judged() -> None:
+    """Each quote of an unterminated string once made the scan read the rest
+    of the body again: a body of this size took hours."""
+    body = b'"' + b'\\"' * 500_000
+
+    assert json_depth_exceeds(body, 32) is False
