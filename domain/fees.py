@@ -70,5 +70,8 @@ def fees_for_revenue(annual_revenue_usd: Decimal) -> TierFees:
     return band
 
 
+_FEES_BY_TIER = {band.tier: band for band in FEE_SCHEDULE}
+
+
 def fees_for_tier(tier: RevenueTier) -> TierFees:
-    return next(band for band in FEE_SCHEDULE if band.tier is tier)
+    return _FEES_BY_TIER[tier]
