@@ -37,6 +37,7 @@ from kafka.partitioner.default import murmur2
 from domain.certification import Certification
 from projections.cloudevent import CONTENT_TYPE, OutgoingMessage, outgoing_message
 from projections.tracking import PositionMovedError, PositionTracker
+from service.ledger import event_reader
 
 log = structlog.get_logger(component="certd.publisher")
 
@@ -290,7 +291,7 @@ class EventPublisher:
         )
         if not notifications:
             return None
-        mapper = self.store.mapper
+        read_event = event_reader(self.store.mapper)
         messages = []
         # TODO: decode and encode in a worker process with a mapper of its
         # own, to pass 0.6 of a raw producer's rate in `bench.publisher`:
@@ -298,7 +299,7 @@ class EventPublisher:
         # sending and the event loop (about 15 us) share this process's one
         # core under the GIL. It helps only where a second core is free.
         for notification in notifications:
-            event = mapper.to_domain_event(notification)
+            event = read_event(notification)
             if isinstance(event, Certification.Event):
                 messages.append(outgoing_message(event, notification.id))
         return Batch(after, notifications[-1].id, len(notifications), messages)

@@ -21,25 +21,41 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, cast
 from uuid import UUID
 
+import orjson
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     AggregateRecorder,
     EventStore,
+    JSONTranscoder,
     Mapper,
     Notification,
     Recording,
     StoredEvent,
+    Transcoding,
+    find_id_convertor,
 )
+from eventsourcing.utils import resolve_topic
 
 HASH_HEX = 64
 ZERO_HASH = b"0" * HASH_HEX
 _H_START = len(b'{"h":"')
 _P_START = _H_START + HASH_HEX + len(b'","p":"')
 EVENT_START = _P_START + HASH_HEX + len(b'","e":')
+# An event class, its class version and the converter of its originator ids.
+_EventClass = tuple[type, int, Callable[[Any], Any]]
+# Every ASCII digit as "9" and every other byte as a space: a run of 19
+# nines in a state so translated is a number too long for orjson to read
+# exactly (or digits in a string, which the library then reads instead).
+_DIGITS = bytes(
+    b"9"[0] if b"0"[0] <= byte <= b"9"[0] else b" "[0] for byte in range(256)
+)
+_LONG_NUMBER = b"9" * 19
+# How the library's JSON transcoder marks a value one of its transcodings wrote.
+_TRANSCODED_MARK = b'"_type_":'
 
 
 def envelope(h: bytes, p: bytes, state: bytes) -> bytes:
@@ -140,21 +156,102 @@ class SealingMapper(Mapper[UUID]):
         super().__init__(*args, **kwargs)
         self._heads: dict[UUID, tuple[int, bytes]] = {}
         self._heads_lock = threading.Lock()
+        transcoder = self.transcoder
+        self._transcodings: dict[str, Transcoding] = (
+            transcoder.names if isinstance(transcoder, JSONTranscoder) else {}
+        )
+        self._event_classes: dict[tuple[str, type], _EventClass | None] = {}
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         state = stored_event.state
-        if not is_sealed(state):
-            return super().to_domain_event(stored_event)
         originator_id = stored_event.originator_id
-        if isinstance(originator_id, UUID):
+        if is_sealed(state) and isinstance(originator_id, UUID):
             self._remember(originator_id, stored_event.originator_version, state)
+        return self.read_event(stored_event)
+
+    def read_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        """Decode a stored event, sealed or bare, for a reader of the log.
+
+        For readers that never write events (the views, the publisher): the
+        hash is not remembered, since the hashes kept are the ones commands
+        chain to and a long read of the log would only push theirs out. The
+        event is the one ``to_domain_event`` gives, decoded by ``_quick_read``
+        where it can, and by the library otherwise.
+        """
+        state = stored_event.state
+        if is_sealed(state):
+            state = inner_state(state)
+        quick = self._quick_read(stored_event, state)
+        if quick is not None:
+            return quick
         bare = StoredEvent(
-            originator_id=originator_id,
+            originator_id=stored_event.originator_id,
             originator_version=stored_event.originator_version,
             topic=stored_event.topic,
-            state=inner_state(state),
+            state=state,
         )
         return super().to_domain_event(bare)
+
+    def _quick_read(
+        self, stored: StoredEvent, state: bytes
+    ) -> DomainEventProtocol[UUID] | None:
+        """Decode an event's ``state`` in one pass of orjson, or return None
+        when only the library's own decoding gives the right event.
+
+        The library's decoder calls a Python hook for every JSON object, to
+        find the values its transcodings wrote (``{"_type_": …, "_data_":
+        …}``); in events with a long submission that is most of the time it
+        takes to read one. Here orjson parses the whole state and only the
+        top-level fields are looked at, each transcoded one decoded by the
+        library's own transcoding of that name. None when any transcoded
+        value is nested deeper (the count of markers in the bytes says so),
+        when the event must be upcast from an older class version, when the
+        state is not JSON that orjson reads exactly as the library would
+        (NaN, or a number of 19 digits or more, which may be past orjson's 64
+        bits), or when the mapper ciphers or compresses.
+        """
+        kind = self._event_class(stored)
+        if kind is None:
+            return None
+        cls, class_version, convert_id = kind
+        if _LONG_NUMBER in state.translate(_DIGITS):
+            return None  # orjson reads an integer past 64 bits as a float
+        try:
+            fields = orjson.loads(state)
+        except orjson.JSONDecodeError:
+            return None
+        if type(fields) is not dict or fields.pop("class_version", 1) != class_version:
+            return None
+        names = self._transcodings
+        nested = state.count(_TRANSCODED_MARK)
+        for name, value in fields.items():
+            if type(value) is dict and len(value) == 2 and "_type_" in value:
+                transcoding = names.get(value["_type_"])
+                if transcoding is None or "_data_" not in value:
+                    return None
+                fields[name] = transcoding.decode(value["_data_"])
+                nested -= 1
+        if nested:
+            return None
+        fields["originator_id"] = convert_id(stored.originator_id)
+        fields["originator_version"] = stored.originator_version
+        event: Any = object.__new__(cls)
+        object.__setattr__(event, "__dict__", fields)
+        return cast("DomainEventProtocol[UUID]", event)
+
+    def _event_class(self, stored: StoredEvent) -> _EventClass | None:
+        """The class of a stored event, its class version and how its
+        originator id is converted; None where the quick read cannot serve."""
+        key = (stored.topic, type(stored.originator_id))
+        kind = self._event_classes.get(key)
+        if kind is None and key not in self._event_classes:
+            if self.cipher or self.compressor or not self._transcodings:
+                return None
+            cls = resolve_topic(stored.topic)
+            convert_id = find_id_convertor(cls, cast("Hashable", key[1]))
+            kind = (cls, getattr(cls, "class_version", 1), convert_id)
+            self._event_classes[key] = kind
+        return kind
 
     def known_hash(self, originator_id: UUID, version: int) -> bytes | None:
         """The hash of that event, if this process read it lately."""
@@ -242,3 +339,13 @@ class SealingEventStore(EventStore[UUID]):
         if not stored or not is_sealed(stored[0].state):
             return ZERO_HASH
         return stated_hash(stored[0].state)
+
+
+def event_reader(
+    mapper: Mapper[UUID],
+) -> Callable[[StoredEvent], DomainEventProtocol[UUID]]:
+    """How a reader that never writes events should decode them with
+    ``mapper``: without remembering hashes where the mapper keeps them."""
+    if isinstance(mapper, SealingMapper):
+        return mapper.read_event
+    return mapper.to_domain_event
