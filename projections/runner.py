@@ -9,11 +9,9 @@ On PostgreSQL it sleeps on the store's NOTIFY; SQLite has none, so it polls.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from uuid import UUID
 
 import structlog
@@ -21,8 +19,9 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from domain.certification import Certification
-from projections.status_view import Draft, StatusRow, advance, draft_of, finish
+from projections.status_view import Draft, advance, draft_of
 from projections.views import StatusViews, ViewMovedError
+from service.ledger import event_reader
 
 log = structlog.get_logger(component="certd.projections")
 
@@ -45,6 +44,7 @@ class ProjectionRunner:
         self.lead_days = lead_days
         self.batch_size = batch_size
         self._channel = str(getattr(store.recorder, "channel_name", ""))
+        self._read_event = event_reader(store.mapper)
 
     def run_once(self, stop: int | None = None) -> int:
         """Project the next batch of events, up to ``stop`` when given;
@@ -58,9 +58,9 @@ class ProjectionRunner:
     def _project(self, notifications: Sequence[Notification], start: int) -> bool:
         """Write the rows of a batch read from ``start``; False if the view
         was no longer there (another runner or a swap moved it)."""
-        rows = self._evolve(notifications)
+        drafts = self._evolve(notifications)
         try:
-            self.views.save(rows, start, notifications[-1].id)
+            self.views.save_drafts(drafts, start, notifications[-1].id)
         except ViewMovedError:
             log.info("views_moved_under_runner", table=self.views.table)
             return False
@@ -83,22 +83,19 @@ class ProjectionRunner:
             notification for notification in notifications if notification.id <= stop
         ]
 
-    # TODO: a catch-up reaches 0.39 to 0.47 of the raw read of the log
-    # (bench.views), short of half: the two threads' Python takes turns on
-    # the interpreter lock. Splitting the certifications between two worker
-    # processes, or serialising rows from the drafts without pydantic, would
-    # close it (bench/README.md, "What would move it").
     def catch_up(self) -> int:
         """Project until the view reaches the store's last event as of now.
 
-        Each batch is written by a second thread while the next one is read
-        and evolved: a write mostly waits on the database, with Python's lock
-        released, so the two overlap. The next batch starts from the rows the
-        batch in flight writes, and is written only once that write is done,
-        in order. A batch lost to another runner is not the end: the loop
-        goes on from wherever that runner left the view. A first catch-up
-        over a long history loads the table without its secondary indexes and
-        builds them at the end.
+        A batch lost to another runner is not the end: the loop goes on from
+        wherever that runner left the view. A first catch-up over a long
+        history loads the table without its secondary indexes and builds
+        them at the end.
+
+        Batches are read, evolved and written one after the other. Writing
+        each in a second thread while the next was read overlapped little
+        on two cores: the two threads took turns on the interpreter lock,
+        and the catch-up ran at 0.75 of its speed in one thread
+        (bench/README.md).
         """
         target = self.store.recorder.max_notification_id() or 0
         is_bulk_load = self.views.position() == 0 and target >= BULK_LOAD_EVENTS
@@ -115,37 +112,15 @@ class ProjectionRunner:
 
     def _catch_up_to(self, target: int) -> int:
         total = 0
-        with ThreadPoolExecutor(1, thread_name_prefix="projection-write") as writer:
+        start = self.views.position()
+        while start < target:
+            notifications = self._next_batch(start + 1, target)
+            if not notifications:
+                break
+            if self._project(notifications, start):
+                total += len(notifications)
             start = self.views.position()
-            writing: Future[int] | None = None
-            in_flight: dict[int, StatusRow] = {}
-            while start < target:
-                notifications = self._next_batch(start + 1, target)
-                if not notifications:
-                    break
-                rows = self._evolve(notifications, in_flight)
-                try:
-                    total += _written(writing)
-                except ViewMovedError:
-                    start, writing, in_flight = self.views.position(), None, {}
-                    continue
-                end = notifications[-1].id
-                writing = writer.submit(
-                    self._write, rows, start, end, len(notifications)
-                )
-                in_flight = {row.id.int: row for row in rows}
-                start = end
-            with contextlib.suppress(ViewMovedError):
-                total += _written(writing)
         return total
-
-    def _write(self, rows: list[StatusRow], start: int, end: int, events: int) -> int:
-        try:
-            self.views.save(rows, start, end)
-        except ViewMovedError:
-            log.info("views_moved_under_runner", table=self.views.table)
-            raise
-        return events
 
     def run(
         self,
@@ -164,7 +139,7 @@ class ProjectionRunner:
             try:
                 projected = self.run_once()
                 if projected >= self.batch_size:
-                    self.catch_up()  # a backlog: overlap reads and writes
+                    self.catch_up()  # a backlog: project it to the end
                 elif not projected:
                     self.views.db.wait_for_news(self._channel, idle_wait)
                 if time.monotonic() >= next_report:
@@ -189,44 +164,35 @@ class ProjectionRunner:
         last = self.store.recorder.max_notification_id() or 0
         return max(0, last - self.views.position())
 
-    def _evolve(
-        self,
-        notifications: Sequence[Notification],
-        in_flight: dict[int, StatusRow] | None = None,
-    ) -> list[StatusRow]:
-        """Return the rows a batch changes, evolved from their stored state,
-        or from ``in_flight`` for rows a write not yet done will store.
+    def _evolve(self, notifications: Sequence[Notification]) -> list[Draft]:
+        """Return the rows a batch changes, as drafts, evolved from their
+        stored state.
 
-        Rows are keyed by their id's number: hashing a UUID runs Python code,
-        and a batch hashes ids a few times per event.
+        Each event is decoded, applied and let go before the next: holding
+        a whole batch of decoded events kept tens of thousands of objects
+        alive, and the garbage collector's passes over them cost a catch-up
+        more than evolving the rows. Rows are keyed by their id's number:
+        hashing a UUID runs Python code, and a batch hashes ids a few times
+        per event.
         """
-        events = [
-            (self.store.mapper.to_domain_event(notification), notification.id)
+        ids = {
+            notification.originator_id.int: notification.originator_id
             for notification in notifications
-        ]
-        ids = {event.originator_id.int: event.originator_id for event, _ in events}
-        drafts = self._drafts(ids, in_flight or {})
+            if isinstance(notification.originator_id, UUID)
+        }
+        stored = self.views.load(ids.values())
+        drafts = {row.id.int: draft_of(row) for row in stored.values()}
         changed: set[int] = set()
-        for event, position in events:
+        for notification in notifications:
+            event = self._read_event(notification)
             if not isinstance(event, Certification.Event):
                 continue
             key = event.originator_id.int
-            drafts[key] = advance(drafts.get(key), event, position, self.lead_days)
+            drafts[key] = advance(
+                drafts.get(key), event, notification.id, self.lead_days
+            )
             changed.add(key)
-        return [finish(drafts[key]) for key in changed]
-
-    def _drafts(
-        self, ids: dict[int, UUID], in_flight: dict[int, StatusRow]
-    ) -> dict[int, Draft]:
-        rows = {key: in_flight[key] for key in ids.keys() & in_flight.keys()}
-        stored = self.views.load(ids[key] for key in ids.keys() - rows.keys())
-        rows.update((row.id.int, row) for row in stored.values())
-        return {key: draft_of(row) for key, row in rows.items()}
-
-
-def _written(writing: Future[int] | None) -> int:
-    """Wait for a batch's write; return its events, or 0 when there is none."""
-    return 0 if writing is None else writing.result()
+        return [drafts[key] for key in changed]
 
 
 def start_in_thread(

@@ -7,7 +7,6 @@ the live view.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -63,9 +62,7 @@ class StatusRow(BaseModel):
     @property
     def holds_certificate(self) -> bool:
         """Whether the status keeps a paid certificate alive (expiry aside)."""
-        return self.status is Status.CERTIFIED or (
-            self.in_renewal and self.status in RENEWAL_STATUSES
-        )
+        return holds_certificate(self.status, self.in_renewal)
 
     def is_certified(self, today: date) -> bool:
         return (
@@ -77,6 +74,12 @@ class StatusRow(BaseModel):
 
 # The fields of a StatusRow while a batch of events evolves it.
 Draft = dict[str, Any]
+
+
+def holds_certificate(status: Status, in_renewal: bool) -> bool:
+    """Whether a row in ``status`` keeps a paid certificate alive (expiry
+    aside): certified, or any step of a renewal."""
+    return status is Status.CERTIFIED or (in_renewal and status in RENEWAL_STATUSES)
 
 
 def evolve(
@@ -169,6 +172,8 @@ def _started(event: Certification.ApplicationStarted, position: int) -> Draft:
 
 # Each change below mutates a draft by one event of its type.
 
+_SEVERITIES = tuple(Severity)
+
 
 def _submission_received(draft: Draft, event: Any) -> None:
     _take_submission(draft, event)
@@ -183,12 +188,16 @@ def _reevaluation_submitted(draft: Draft, event: Any) -> None:
 
 
 def _take_submission(draft: Draft, event: Certification.SubmissionReceived) -> None:
-    severities = Counter(finding["severity"] for finding in event.findings)
+    severities = dict.fromkeys(_SEVERITIES, 0)
+    for finding in event.findings:
+        severity = finding["severity"]
+        if severity in severities:
+            severities[severity] += 1
     draft["annual_revenue_usd"] = event.annual_revenue_usd
     draft["tier"] = RevenueTier(event.tier)
-    draft["findings_error"] = severities[Severity.ERROR.value]
-    draft["findings_warning"] = severities[Severity.WARNING.value]
-    draft["findings_info"] = severities[Severity.INFO.value]
+    draft["findings_error"] = severities[Severity.ERROR]
+    draft["findings_warning"] = severities[Severity.WARNING]
+    draft["findings_info"] = severities[Severity.INFO]
 
 
 def _submission_fee_paid(draft: Draft, event: Any) -> None:
@@ -210,7 +219,8 @@ def _take_payment(
     kind: FeeKind,
     event: Certification.SubmissionFeePaid | Certification.AnnualFeePaid,
 ) -> None:
-    payment = Payment(
+    # The event's fields are typed already: no need to validate them again.
+    payment = Payment.model_construct(
         kind=kind,
         amount_usd=event.amount_usd,
         reference=event.reference,

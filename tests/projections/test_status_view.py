@@ -10,7 +10,7 @@ import projections.runner as runner_module
 from domain.certification import Status
 from domain.clock import FixedClock
 from projections.runner import ProjectionRunner
-from projections.views import StatusViews
+from projections.views import StatusViews, row_json
 from service.composition import Runtime
 from tests.projections.steps import (
     START,
@@ -199,7 +199,7 @@ def test_the_lag_is_zero_after_catching_up_and_grows_with_each_new_event(
 def test_a_catch_up_in_batches_of_one_event_gives_the_rows_of_one_batch(
     runtime: Runtime, steps: Steps, clock: FixedClock
 ) -> None:
-    """Each batch starts from the rows the batch before it is still writing."""
+    """Each batch starts from the rows the batch before it wrote."""
     drive_every_situation(steps, clock)
     lead_days = runtime.settings.reevaluation_lead_days
     one_by_one = StatusViews(runtime.views.db, "status_one_by_one")
@@ -226,13 +226,13 @@ def test_a_first_long_catch_up_loads_without_indexes_and_builds_them_after(
     ProjectionRunner(runtime.service, reference, lead_days).catch_up()
     monkeypatch.setattr(runner_module, "BULK_LOAD_EVENTS", 1)
     seen_while_loading: list[set[str]] = []
-    save = runtime.views.save
+    save_drafts = runtime.views.save_drafts
 
     def save_and_look(*args: Any) -> None:
         seen_while_loading.append(index_names(runtime.views))
-        save(*args)
+        save_drafts(*args)
 
-    monkeypatch.setattr(runtime.views, "save", save_and_look)
+    monkeypatch.setattr(runtime.views, "save_drafts", save_and_look)
 
     runtime.runner.catch_up()
 
@@ -251,3 +251,17 @@ def index_names(views: StatusViews) -> set[str]:
     }[views.db.dialect]
     found = views.db.query(catalogue, {"table": views.table})
     return {row["name"] for row in found} - {f"{views.table}_pkey"}
+
+
+def test_a_row_is_stored_as_json_that_pydantic_would_write(
+    runtime: Runtime, steps: Steps, clock: FixedClock
+) -> None:
+    ids = drive_every_situation(steps, clock)
+    runtime.runner.catch_up()
+
+    rows = list(runtime.views.all_rows())
+
+    assert len(rows) == len(ids)
+    assert [row_json(vars(row)) for row in rows] == [
+        row.model_dump_json() for row in rows
+    ]
