@@ -83,13 +83,14 @@ class ProjectionRunner:
             notification for notification in notifications if notification.id <= stop
         ]
 
-    def catch_up(self) -> int:
-        """Project until the view reaches the store's last event as of now.
+    def catch_up(self, stopping: threading.Event | None = None) -> int:
+        """Project until the view reaches the store's last event as of now,
+        or until ``stopping`` is set, between two batches.
 
         A batch lost to another runner is not the end: the loop goes on from
         wherever that runner left the view. A first catch-up over a long
         history loads the table without its secondary indexes and builds
-        them at the end.
+        them at the end, also when it is stopped early.
 
         Batches are read, evolved and written one after the other. Writing
         each in a second thread while the next was read overlapped little
@@ -102,7 +103,7 @@ class ProjectionRunner:
         if is_bulk_load:
             self.views.drop_indexes()
         try:
-            total = self._catch_up_to(target)
+            total = self._catch_up_to(target, stopping)
         finally:
             if is_bulk_load:
                 self.views.restore_indexes()
@@ -110,10 +111,10 @@ class ProjectionRunner:
             self.views.analyze()
         return total
 
-    def _catch_up_to(self, target: int) -> int:
+    def _catch_up_to(self, target: int, stopping: threading.Event | None) -> int:
         total = 0
         start = self.views.position()
-        while start < target:
+        while start < target and not (stopping and stopping.is_set()):
             notifications = self._next_batch(start + 1, target)
             if not notifications:
                 break
@@ -139,7 +140,7 @@ class ProjectionRunner:
             try:
                 projected = self.run_once()
                 if projected >= self.batch_size:
-                    self.catch_up()  # a backlog: project it to the end
+                    self.catch_up(stopping)  # a backlog: project it to the end
                 elif not projected:
                     self.views.db.wait_for_news(self._channel, idle_wait)
                 if time.monotonic() >= next_report:

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 from domain.certification import Certification
 from projections.replay import compare, rebuild
 from projections.runner import ProjectionRunner
-from projections.status_view import StatusRow
+from projections.status_view import Draft, StatusRow
 from projections.views import StatusViews, ViewMovedError
 from service.application import CertificationService
 from service.composition import Runtime
@@ -250,3 +250,37 @@ def test_a_projector_killed_at_random_moments_resumes_where_it_stopped(
     assert runtime.views.position() == last
     assert assert_the_view_is_its_own_rebuild(runtime) == len(issued)
     assert_fees_match_the_history(runtime)
+
+
+class ViewsStoppingAfterOneSave(StatusViews):
+    """Views that ask their runner to stop once a batch is written."""
+
+    def __init__(self, db_views: StatusViews, stopping: threading.Event) -> None:
+        super().__init__(db_views.db, db_views.table)
+        self.stopping = stopping
+
+    def save_drafts(
+        self, drafts: Sequence[Draft], from_position: int, to_position: int
+    ) -> None:
+        super().save_drafts(drafts, from_position, to_position)
+        self.stopping.set()
+
+
+def test_a_catch_up_asked_to_stop_ends_after_the_batch_in_hand(
+    runtime: Runtime, steps: Steps
+) -> None:
+    for number in range(3):
+        steps.certify(f"Stopped {number} Co")
+    stopping = threading.Event()
+    views = ViewsStoppingAfterOneSave(runtime.views, stopping)
+    runner = ProjectionRunner(runtime.service, views, LEAD_DAYS, batch_size=4)
+
+    assert runner.catch_up(stopping) == 4
+    assert views.position() == 4
+    assert runner.lag() > 0
+
+    stopping.clear()
+    views.stopping = threading.Event()
+    runner.catch_up(stopping)
+    assert runner.lag() == 0
+    assert_the_view_is_its_own_rebuild(runtime)
