@@ -8,11 +8,11 @@ a second effect. Each command is logged once with its outcome.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import structlog
@@ -21,12 +21,19 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     EventStore,
     IntegrityError,
+    InterfaceError,
     JSONTranscoder,
     Mapper,
+    OperationalError,
     PersistenceError,
+    Recorder,
+    StoredEvent,
     Transcoding,
 )
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import Environment, EnvType
+from psycopg.sql import SQL, Identifier
 
 from domain.actor import Actor
 from domain.certification import Certification, PaymentRecord
@@ -40,7 +47,13 @@ from domain.forms import (
     PaymentForm,
     SubmissionForm,
 )
-from service.ledger import SealingEventStore, SealingMapper
+from service.ledger import (
+    SealingEventStore,
+    SealingMapper,
+    is_sealed,
+    seal,
+    stated_previous,
+)
 
 log = structlog.get_logger(component="certd.commands")
 
@@ -369,25 +382,118 @@ class CertificationService(Application[UUID]):
             self.observer.command_handled(command, outcome)
 
     def store_changes(self, certification: Certification) -> int | None:
-        """Store the pending events; return the position of the last one."""
+        """Store the pending events; return the position of the last one.
+
+        The store refuses an event at a version it holds already. When what
+        it holds there are these very events, the command was stored: the
+        library retries an insert whose connection died, and a first try
+        that had committed meets the retry. That answers with their position.
+        """
+        pending = list(certification.pending_events)
         with _translated_store_errors():
             try:
                 recordings = self.save(certification)
-            # TODO: eventsourcing retries an insert whose connection died; if
-            # the first try had committed, the retry meets our own event and
-            # this answers 409 "nothing was stored" for a stored command (seen
-            # in tests/reliability/test_database_faults.py). Compare the stored
-            # event at that version with ours to answer 200 instead.
             except IntegrityError:
-                msg = (
-                    f"certification {certification.id} was changed by another "
-                    "command at the same moment; nothing was stored, reload and "
-                    "try again"
-                )
-                raise ConcurrentWriteError(msg) from None
+                position = self._position_if_stored_already(pending)
+                if position is None:
+                    msg = (
+                        f"certification {certification.id} was changed by another "
+                        "command at the same moment; nothing was stored, reload and "
+                        "try again"
+                    )
+                    raise ConcurrentWriteError(msg) from None
+                return position
         if not recordings:
             return None
         return recordings[-1].notification.id
+
+    def _position_if_stored_already(
+        self, pending: Sequence[DomainEventProtocol[UUID]]
+    ) -> int | None:
+        """The position of the last pending event if the store holds every
+        one of them, sealed, byte for byte as ours; else None."""
+        if not pending:
+            return None
+        versions = [event.originator_version for event in pending]
+        stored = _stored_rows(
+            self.recorder, pending[0].originator_id, min(versions), max(versions)
+        )
+        for event in pending:
+            row = stored.get(event.originator_version)
+            ours = self.mapper.to_stored_event(event)
+            if row is None or not _is_stored_as(ours, row):
+                return None
+        return stored[pending[-1].originator_version].position
+
+
+class _StoredRow(NamedTuple):
+    position: int
+    topic: str
+    state: bytes
+
+
+# A lost connection is tried again on another, as the library's own reads do
+# (every pooled connection may have died at once).
+_READ_ATTEMPTS = 10
+
+
+def _stored_rows(
+    recorder: Recorder, originator_id: UUID, first: int, last: int
+) -> dict[int, _StoredRow]:
+    """The stored events of a certification from ``first`` to ``last``, by
+    version, with their store positions."""
+    for _ in range(_READ_ATTEMPTS - 1):
+        with suppress(InterfaceError, OperationalError):
+            return _read_stored_rows(recorder, originator_id, first, last)
+    return _read_stored_rows(recorder, originator_id, first, last)
+
+
+def _read_stored_rows(
+    recorder: Recorder, originator_id: UUID, first: int, last: int
+) -> dict[int, _StoredRow]:
+    # The library's reads leave positions out, so its table is asked directly.
+    rows: list[Any]
+    if isinstance(recorder, PostgresApplicationRecorder):
+        statement = SQL(
+            "SELECT notification_id AS position, originator_version, topic, state "
+            "FROM {}.{} WHERE originator_id = %s "
+            "AND originator_version BETWEEN %s AND %s"
+        ).format(
+            Identifier(recorder.datastore.schema),
+            Identifier(recorder.events_table_name),
+        )
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (originator_id, first, last))
+            rows = cursor.fetchall()
+    elif isinstance(recorder, SQLiteApplicationRecorder):
+        # The table's name is the library's own, never a caller's.
+        sqlite_statement = (
+            "SELECT rowid AS position, originator_version, topic, state "  # noqa: S608
+            f"FROM {recorder.events_table_name} WHERE originator_id = ? "
+            "AND originator_version BETWEEN ? AND ?"
+        )
+        with recorder.datastore.transaction(commit=False) as sqlite_cursor:
+            sqlite_cursor.execute(sqlite_statement, (originator_id.hex, first, last))
+            rows = sqlite_cursor.fetchall()
+    else:
+        msg = f"no way to read store positions from a {type(recorder).__name__}"
+        raise TypeError(msg)
+    return {
+        row["originator_version"]: _StoredRow(
+            int(row["position"]), row["topic"], bytes(row["state"])
+        )
+        for row in rows
+    }
+
+
+def _is_stored_as(ours: StoredEvent, stored: _StoredRow) -> bool:
+    """Whether ``stored`` is our bare event sealed: same topic, same bytes,
+    and the hash of those bytes in its chain."""
+    return (
+        stored.topic == ours.topic
+        and is_sealed(stored.state)
+        and seal(ours, stated_previous(stored.state)).state == stored.state
+    )
 
 
 def event_data(event: DomainEventProtocol[Any]) -> dict[str, Any]:
