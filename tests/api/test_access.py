@@ -1,5 +1,11 @@
 """Who may do what: every route and verb against every role, a missing token
-and an unknown one, with the expected status of each from one table."""
+and an unknown one, with the expected status of each from one table.
+
+The table must name exactly the routes the application serves, read from its
+own routes rather than its OpenAPI document, which leaves out the document
+itself and the pages that show it. The metrics port of every role has a
+table of its own.
+"""
 
 import base64
 from collections.abc import Callable
@@ -7,7 +13,12 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 
+from service.composition import build_app, build_runtime
+from service.health_server import HealthServer
+from service.metrics import Metrics
+from service.settings import Settings
 from tests.api.server import ROLES, Api
 from tests.factories import application_body, submission_body
 
@@ -77,10 +88,17 @@ TABLE = [
     Route("GET", "/readyz", None, (200, 200, 200, 200, 200, 200)),
     # Counts of the business: for operations staff, not the public.
     Route("GET", "/metrics", None, (403, 200, 403, 403, 401, 401)),
+    # The service's description and the pages that show it are public, as for
+    # any service API: they say nothing a client of the contract does not know.
+    *(
+        Route(verb, path, None, (200, 200, 200, 200, 200, 200))
+        for path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+        for verb in ("GET", "HEAD")
+    ),
 ]
 GUARDED = [route for route in TABLE if 401 in route.statuses]
 UNKNOWN_TOKEN = "not-a-token-anyone-was-given"
-VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def headers_of(api: Api, caller: str) -> dict[str, str]:
@@ -127,44 +145,68 @@ def test_each_caller_gets_the_status_the_table_gives_it(
         assert api.event_types(cid) == ["ApplicationStarted"]
 
 
-def served_routes(api: Api) -> set[tuple[str, str]]:
-    schema = api.anonymous.get("/openapi.json").json()
-    return {
-        (method.upper(), path)
-        for path, operations in schema["paths"].items()
-        for method in operations
-    }
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """The verbs of each path the application of ``certd serve`` serves, read
+    from its routes, by path."""
+    store = tmp_path_factory.mktemp("routes") / "certd.sqlite"
+    runtime = build_runtime(Settings(database_url=f"sqlite:///{store}"))
+    try:
+        routes = list(iter_route_contexts(build_app(runtime).routes))
+    finally:
+        runtime.close()
+    verbs: dict[str, set[str]] = {}
+    for route in routes:
+        assert route.path is not None, route
+        verbs.setdefault(route.path, set()).update(route.methods or ())
+    return verbs
 
 
-def test_the_table_names_every_route_the_server_serves(api: Api) -> None:
-    served = served_routes(api)
-
+def test_the_table_names_every_route_the_server_serves(
+    served: dict[str, set[str]],
+) -> None:
     tabled = {
         (route.method, route.route.replace("{id}", "{certification_id}"))
         for route in TABLE
     }
-    assert served == tabled
+
+    assert {(verb, path) for path, verbs in served.items() for verb in verbs} == (
+        tabled
+    )
 
 
-def test_a_verb_a_route_does_not_serve_is_not_allowed(api: Api) -> None:
-    served = served_routes(api)
-    paths = {path for _, path in served}
+@pytest.mark.parametrize("caller", CALLERS)
+def test_a_verb_a_route_does_not_serve_is_not_allowed(
+    api: Api, served: dict[str, set[str]], caller: str
+) -> None:
+    cid = api.start()
     unserved = [
-        (verb, path) for path in paths for verb in VERBS if (verb, path) not in served
+        (verb, path)
+        for path, verbs in served.items()
+        for verb in VERBS
+        if verb not in verbs
     ]
-    operator = headers_of(api, "operator")
 
     answers = {
         (verb, path): api.anonymous.request(
-            verb, path.format(certification_id=api.start()), headers=operator
+            verb, path.format(certification_id=cid), headers=headers_of(api, caller)
         )
         for verb, path in unserved
     }
 
-    assert unserved
+    assert {verb for verb, _ in unserved} == set(VERBS)
     for (verb, path), answer in answers.items():
         assert answer.status_code == 405, (verb, path, answer.text)
-        assert_json_refusal(answer)
+        # Starlette names the verbs of the first route of the path it matched,
+        # which for a path of two routes is one of the two.
+        allowed = set(answer.headers["allow"].split(", "))
+        assert allowed, (verb, path)
+        assert allowed <= served[path], (verb, path, allowed)
+        if verb == "HEAD":  # an answer to HEAD has no body
+            assert answer.headers["content-type"] == "application/json"
+        else:
+            assert_json_refusal(answer)
+    assert api.event_types(cid) == ["ApplicationStarted"]
 
 
 @pytest.mark.parametrize("route", [pytest.param(r, id=r.name) for r in GUARDED])
@@ -228,3 +270,45 @@ def test_readiness_tells_the_store_position(api: Api) -> None:
 
     assert ready["status"] == "ready"
     assert ready["store_position"] >= 1
+
+
+# The metrics port of a role is never published outside the deployment, so it
+# needs no token (service/health_server.py); it serves these and nothing else.
+METRICS_PORT_TABLE = {("GET", "/healthz"): 200, ("GET", "/metrics"): 200}
+# http.server's answer to a verb it has no handler for.
+NOT_IMPLEMENTED = 501
+
+
+def test_the_metrics_port_serves_health_and_metrics_to_anyone_and_nothing_else() -> (
+    None
+):
+    server = HealthServer("api", "127.0.0.1", 0, lambda: True, Metrics())
+    server.start()
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{server.port}", trust_env=False
+        ) as client:
+            for headers in ({}, {"Authorization": f"Bearer {UNKNOWN_TOKEN}"}):
+                assert metrics_port_answers(client, headers) == expected_on_port()
+    finally:
+        server.stop()
+
+
+def expected_on_port() -> dict[tuple[str, str], int]:
+    paths = {path for _, path in METRICS_PORT_TABLE} | {"/v1/certifications"}
+    return {
+        (verb, path): METRICS_PORT_TABLE.get(
+            (verb, path), 404 if verb == "GET" else NOT_IMPLEMENTED
+        )
+        for path in paths
+        for verb in VERBS
+    }
+
+
+def metrics_port_answers(
+    client: httpx.Client, headers: dict[str, str]
+) -> dict[tuple[str, str], int]:
+    return {
+        (verb, path): client.request(verb, path, headers=headers).status_code
+        for verb, path in expected_on_port()
+    }
