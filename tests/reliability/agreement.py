@@ -21,7 +21,13 @@ from service.application import CertificationService
 from service.composition import Runtime, build_runtime
 from service.settings import Settings
 from tests.projections.steps import disagreements, last_positions
-from tests.reliability.load import EVENTS_OF, UNCLEAR, Tally
+from tests.reliability.load import (
+    EVENTS_OF,
+    ONCE_PER_CERTIFICATION,
+    UNCLEAR,
+    Answer,
+    Tally,
+)
 from tests.stream.topic import first_copies, read_topic
 
 SCHEDULER_FACTS = {"ReevaluationDue", "CertificationLapsed"}
@@ -55,12 +61,18 @@ class Verdict:
     stored: dict[int, Stored]
     wrong_answers: list[str]
     unexplained_events: list[str]
+    repeated_events: list[str]
     views: dict[UUID, dict[str, object]]
 
     @property
     def problems(self) -> list[object]:
         views: list[object] = [self.views] if self.views else []
-        return [*self.wrong_answers, *self.unexplained_events, *views]
+        return [
+            *self.wrong_answers,
+            *self.unexplained_events,
+            *self.repeated_events,
+            *views,
+        ]
 
 
 def judge(database_url: str, tally: Tally) -> Verdict:
@@ -69,7 +81,11 @@ def judge(database_url: str, tally: Tally) -> Verdict:
         stored = stored_events(runtime.service)
         views = views_disagreements(runtime)
     return Verdict(
-        stored, wrong_answers(tally, stored), unanswered_events(tally, stored), views
+        stored,
+        wrong_answers(tally, stored),
+        unanswered_events(tally, stored),
+        repeated_events(stored),
+        views,
     )
 
 
@@ -115,17 +131,17 @@ def wrong_answers(tally: Tally, stored: dict[int, Stored]) -> list[str]:
 def unanswered_events(tally: Tally, stored: dict[int, Stored]) -> list[str]:
     """Each certification with more stored commands than answers can explain.
 
-    A command stored while its client got no clear answer (the connection
-    broke, 503) is fine, and so is a start or payment answered as a repeat:
-    the store kept the first try, whose reply was lost. One stored beyond
-    every answer was a lost update or a phantom.
+    A stored command is explained by the 2xx that answered its position, or
+    else by one unclear answer (the connection broke, 503) of its
+    certification, or one answered as a repeat (a start or payment whose first
+    try the store kept while its reply was lost). A 409 explains nothing: it
+    says the command stored nothing. One stored beyond every answer was a lost
+    update or a phantom.
     """
-    answered = {a.position for a in tally.answers if a.position is not None}
-    unclear = Counter(
-        a.cid
-        for a in tally.answers
-        if a.status in UNCLEAR or (a.command in EVENTS_OF and a.position is None)
-    )
+    answered = {
+        a.position for a in tally.answers if a.succeeded and a.position is not None
+    }
+    unclear = Counter(a.cid for a in tally.answers if _leaves_open(a))
     unexplained = Counter(
         event.cid
         for position, event in stored.items()
@@ -136,6 +152,27 @@ def unanswered_events(tally: Tally, stored: dict[int, Stored]) -> list[str]:
         f"{unclear[cid]} unclear answers"
         for cid, count in unexplained.items()
         if count > unclear[cid]
+    ]
+
+
+def _leaves_open(answer: Answer) -> bool:
+    """Whether a command's answer may stand for it stored at no answered
+    position: an unclear answer, or a repeat."""
+    is_repeat = answer.succeeded and answer.position is None
+    return answer.command in EVENTS_OF and (answer.status in UNCLEAR or is_repeat)
+
+
+def repeated_events(stored: dict[int, Stored]) -> list[str]:
+    """Each event the load makes once per certification, stored more often."""
+    kinds = Counter(
+        (event.cid, event.type)
+        for event in stored.values()
+        if event.type in ONCE_PER_CERTIFICATION
+    )
+    return [
+        f"{cid}: {kind} stored {count} times"
+        for (cid, kind), count in kinds.items()
+        if count > 1
     ]
 
 

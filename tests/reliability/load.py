@@ -3,10 +3,12 @@
 Each worker takes certifications from application to certified, one command
 after the other, sending each to the next server in turn, so consecutive
 commands of one certification go through different processes. A command that
-gets no clear answer (503, 409, no answer at all) is not assumed either way:
-the worker reads the certification's stored history and carries on from the
-status it really has. Starts carry an ``Idempotency-Key`` and payments a fixed
-reference, so a command sent again after an unclear answer changes nothing.
+gets no clear answer (503, no answer at all) is not assumed either way: the
+worker reads the certification's stored history and carries on from the
+status it really has, as it does after a 409 (another command came first and
+this one stored nothing). Starts carry an ``Idempotency-Key`` and payments a
+fixed reference, so a command sent again after an unclear answer changes
+nothing.
 
 Every answer is kept, so a test can hold each one against the store.
 """
@@ -34,6 +36,9 @@ EVENTS_OF = {
     "pay": {"SubmissionFeePaid", "AnnualFeePaid"},
     "approve": {"Approved"},
 }
+# The events the load records at most once per certification: it takes each
+# one through its first year once, and never renews it.
+ONCE_PER_CERTIFICATION = frozenset().union(*EVENTS_OF.values())
 # The status each history ends in, by its last event, as far as the load goes.
 STATUS_AFTER = {
     "ApplicationStarted": "applied",
@@ -49,7 +54,11 @@ NEXT_COMMAND = {
     "in_review": "approve",
     "approved": "pay",
 }
-UNCLEAR = {0, 409, 503}  # 0: the connection broke before any answer
+# Answers that leave open whether the command was stored. 0: the connection
+# broke before any answer.
+UNCLEAR = frozenset({0, 503})
+# Answers after which a worker waits a moment before it reads and goes on.
+BACK_OFF = UNCLEAR | {409}
 ATTEMPTS_PER_CERTIFICATION = 60
 # How long a worker keeps sending an application that gets no clear answer,
 # long enough for a killed server to be started again.
@@ -234,7 +243,7 @@ class Worker:
         answer = replace(answer, seconds=time.monotonic() - started)
         if keep:
             self.tally.add(answer)
-        if answer.status in UNCLEAR:
+        if answer.status in BACK_OFF:
             time.sleep(random.uniform(0.01, 0.1))
         return answer
 

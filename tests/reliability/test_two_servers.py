@@ -2,9 +2,9 @@
 once: consecutive commands of each certification go to alternate servers, and
 every decision is sent to both at the same moment.
 
-No update is lost or doubled, every answer is true of the store, the views
-and the topic agree with the store, and the two schedulers raise each
-re-evaluation exactly once.
+No update is lost or doubled, every answer is true of the store (the 409 of
+each raced decision explains no stored event), the views and the topic agree
+with the store, and the two schedulers raise each re-evaluation exactly once.
 """
 
 import time
@@ -57,6 +57,7 @@ def test_two_servers_at_once_lose_no_update_and_agree_with_the_store(
     stored = verdict.stored
     assert tally.failures == []
     assert set(tally.statuses()) <= {200, 201, 409}, tally.statuses()
+    assert conflicted_commands(tally) == {"approve"}
     assert len(tally.certifications) >= 10
     assert verdict.problems == []
     assert each_decision_won_once(tally)
@@ -77,6 +78,11 @@ def each_decision_won_once(tally: Tally) -> bool:
         if answer.command == "approve" and answer.succeeded and answer.cid:
             won[answer.cid] = won.get(answer.cid, 0) + 1
     return bool(won) and set(won.values()) == {1}
+
+
+def conflicted_commands(tally: Tally) -> set[str]:
+    """The commands answered 409: only the decisions sent to both at once."""
+    return {answer.command for answer in tally.answers if answer.status == 409}
 
 
 def reevaluations_raised(stored: dict[int, Stored]) -> Counter[str]:
