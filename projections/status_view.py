@@ -106,8 +106,13 @@ def finish(draft: Draft) -> StatusRow:
     ``advance`` builds every value of a draft with its field's own type, so
     the row is not validated again: validating the organisation, models and
     payments of every changed row cost a catch-up as much as evolving them.
+    Payments are kept in a draft as their fields, made a ``Payment`` here.
     """
-    return StatusRow.model_construct(**draft)
+    payments = [
+        payment if isinstance(payment, Payment) else Payment.model_construct(**payment)
+        for payment in draft["payments"]
+    ]
+    return StatusRow.model_construct(**{**draft, "payments": payments})
 
 
 def advance(
@@ -219,13 +224,14 @@ def _take_payment(
     kind: FeeKind,
     event: Certification.SubmissionFeePaid | Certification.AnnualFeePaid,
 ) -> None:
-    # The event's fields are typed already: no need to validate them again.
-    payment = Payment.model_construct(
-        kind=kind,
-        amount_usd=event.amount_usd,
-        reference=event.reference,
-        paid_at=event.timestamp,
-    )
+    # A payment's fields, typed already by the event: ``finish`` makes them
+    # a Payment, and a catch-up writes them as they are.
+    payment = {
+        "kind": kind,
+        "amount_usd": event.amount_usd,
+        "reference": event.reference,
+        "paid_at": event.timestamp,
+    }
     draft["payments"] = [*draft["payments"], payment]
     draft["fees_paid_usd"] = draft["fees_paid_usd"] + event.amount_usd
     _fee_due(draft, None, Decimal(0))
