@@ -32,6 +32,7 @@ from service.roles import (
     add_metrics_port,
     metrics_port,
     projection_worker,
+    run_api_role,
     run_role,
     scheduler_worker,
     serve_http,
@@ -205,16 +206,9 @@ def _api(runtime: Runtime, args: argparse.Namespace) -> int:
     the load balancer while Kafka is away would refuse commands that the
     publisher relays anyway once it is back.
     """
-    app = build_app(runtime)
-    health = start_health_server(
-        "api", runtime, lambda: True, metrics_port(runtime, args)
+    return run_api_role(
+        runtime, build_app(runtime), args.host, args.port, metrics_port(runtime, args)
     )
-    try:
-        serve_http(app, args.host, args.port)
-    finally:
-        if health is not None:
-            health.stop()
-    return 0
 
 
 def _project(runtime: Runtime, args: argparse.Namespace) -> int:

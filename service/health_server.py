@@ -6,10 +6,11 @@ the API role offers it too, so that Prometheus scrapes every role the same
 way, on a port that is never published outside the deployment and so needs
 no token.
 
-``/healthz`` is liveness: 200 while the role's worker runs, 503 once it has
-stopped or died. It asks neither the database nor the broker: a restart
-would not bring those back, and the worker already waits for them (its lag
-shows in ``/metrics``).
+``/healthz`` is liveness: 200 while the role's worker runs (for the API,
+while uvicorn serves the app), 503 before it started and once it has stopped
+or died. It asks neither the database nor the broker: a restart would not
+bring those back, and the worker already waits for them (its lag shows in
+``/metrics``; the API's ``/readyz`` asks the store).
 """
 
 from __future__ import annotations

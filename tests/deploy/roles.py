@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,17 @@ class RoleProcess:
     own, logging JSON lines to a file that outlives each run."""
 
     def __init__(
-        self, args: tuple[str, ...], workdir: Path, settings: dict[str, str]
+        self,
+        args: tuple[str, ...],
+        workdir: Path,
+        settings: dict[str, str],
+        program: Sequence[str] = (str(CERTD),),
     ) -> None:
-        """``settings`` are ``CERTD_*`` variables without the prefix, lower case."""
+        """``settings`` are ``CERTD_*`` variables without the prefix, lower
+        case; ``program`` runs in place of ``certd`` (a script that slows a
+        part down, then calls ``service.cli.main`` with the arguments)."""
         self.args = args
+        self.program = tuple(program)
         self.metrics_port = free_port()
         self.log_path = workdir / f"{args[0]}-{self.metrics_port}.log"
         self.env = {
@@ -68,20 +75,25 @@ class RoleProcess:
     def start(self, wait: bool = True) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(CERTD), *self.args], env=self.env, stdout=log, stderr=log
+                [*self.program, *self.args], env=self.env, stdout=log, stderr=log
             )
         if wait:
             self.wait_until_healthy()
 
     def wait_until_healthy(self) -> None:
-        def healthy() -> bool:
-            self._fail_if_exited()
-            try:
-                return self.healthz().status_code == 200
-            except httpx.TransportError:
-                return False
+        wait_until(
+            lambda: self.health_status() == 200,
+            READY_TIMEOUT_SECONDS,
+            f"{self.args[0]} to be healthy",
+        )
 
-        wait_until(healthy, READY_TIMEOUT_SECONDS, f"{self.args[0]} to be healthy")
+    def health_status(self) -> int | None:
+        """The status /healthz answers; None while nothing listens."""
+        self._fail_if_exited()
+        try:
+            return self.healthz().status_code
+        except httpx.TransportError:
+            return None
 
     def healthz(self) -> httpx.Response:
         return httpx.get(f"{self.metrics_url}/healthz", timeout=5, trust_env=False)
@@ -91,10 +103,10 @@ class RoleProcess:
         assert answer.status_code == 200, answer.text
         return Scrape(answer.text)
 
-    def stop(self) -> tuple[int, float]:
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> tuple[int, float]:
         """SIGTERM; return the exit code and the seconds it took to exit.
 
-        A role still running after STOP_TIMEOUT_SECONDS is killed and the
+        A role still running after ``timeout`` seconds is killed and the
         test fails.
         """
         process = self.process
@@ -102,7 +114,7 @@ class RoleProcess:
         sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

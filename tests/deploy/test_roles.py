@@ -6,6 +6,7 @@ loses nothing it was doing when it stopped."""
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,10 +15,12 @@ from domain.certification import Certification
 from domain.clock import Clock, FixedClock
 from projections.replay import compare, rebuild
 from service.composition import Runtime, build_runtime
+from service.roles import STOP_TIMEOUT_SECONDS as ROLE_STOP_BOUND_SECONDS
 from service.settings import Settings
 from tests.api.server import free_port
 from tests.deploy.conftest import LaunchRole
 from tests.deploy.roles import STOP_TIMEOUT_SECONDS, wait_until
+from tests.deploy.slowed import with_endless_scheduler_pass, with_gated_http_startup
 from tests.factories import application_body
 from tests.projections.steps import START, Steps, one_lifecycle
 from tests.stream.payment_steps import (
@@ -248,19 +251,44 @@ def test_two_schedulers_raise_each_fact_once_between_them_and_count_it(
         assert_stopped_cleanly(replica_stopped)
 
 
-def test_api_alone_answers_commands_but_leaves_the_views_to_the_runner(
+def test_a_scheduler_stopped_in_an_endless_pass_leaves_it_within_the_bound(
     launch: LaunchRole, postgres_url: str
 ) -> None:
+    schedule = launch(
+        "schedule", database_url=postgres_url, program=with_endless_scheduler_pass()
+    )
+    wait_until(
+        lambda: bool(schedule.events("endless_pass_started")), 30, "the pass to start"
+    )
+
+    status, seconds = schedule.stop(timeout=ROLE_STOP_BOUND_SECONDS + 10)
+
+    assert status == 0
+    assert seconds < ROLE_STOP_BOUND_SECONDS + 5
+    assert [e["role"] for e in schedule.events("role_work_abandoned")] == ["schedule"]
+
+
+def test_api_alone_answers_commands_but_leaves_the_views_to_the_runner(
+    launch: LaunchRole, postgres_url: str, tmp_path: Path
+) -> None:
     port = free_port()
+    listen = tmp_path / "listen"
     api = launch(
         "api",
         "--port",
         str(port),
+        start=False,
+        program=with_gated_http_startup(listen),
         database_url=postgres_url,
         api_tokens="applicant:applicant-token",
         # No broker listens there: the API alone neither uses nor needs one.
         kafka_bootstrap=f"127.0.0.1:{free_port()}",
     )
+    api.start(wait=False)
+    wait_until(lambda: api.health_status() is not None, 30, "the health endpoint")
+    health_before_listening = api.health_status()
+    listen.touch()
+    api.wait_until_healthy()
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, trust_env=False, timeout=30) as client:
         started = client.post(
@@ -280,6 +308,7 @@ def test_api_alone_answers_commands_but_leaves_the_views_to_the_runner(
             "the runner to bring the views up",
         )
 
+    assert health_before_listening == 503
     assert started.status_code == 201, started.text
     assert healthz.status_code == 200
     assert api.healthz().json() == {"status": "ok", "role": "api"}
