@@ -29,7 +29,24 @@ from service.application import CertificationService
 
 log = structlog.get_logger(component="certd.metrics")
 
+# The commands and outcomes CertificationService reports (its _log_command).
+COMMANDS = (
+    "start",
+    "submit",
+    "pay",
+    "request_info",
+    "provide_info",
+    "decide",
+    "suspend",
+    "reinstate",
+    "revoke",
+    "withdraw",
+    "raise_reevaluation_due",
+    "lapse",
+)
+COMMAND_OUTCOMES = ("accepted", "repeat", "refused", "conflict", "store_unavailable")
 SCHEDULER_FACTS = ("ReevaluationDue", "CertificationLapsed")
+SCHEDULER_PASS_OUTCOMES = ("done", "failed")
 PAYMENT_OUTCOMES = ("recorded", "repeat", "dead_lettered", "deferred")
 DEAD_LETTER_REASONS = ("invalid", "unknown_certification", "refused")
 
@@ -87,15 +104,18 @@ class Metrics:
         self._show_zeros()
 
     def _show_zeros(self) -> None:
-        """Expose the labels an alert names at 0 from the start, so that
-        ``increase()`` sees their first rise."""
+        """Expose every label of every counter at 0 from the start, so that
+        ``increase()`` and ``rate()`` see their first rise."""
+        for command in COMMANDS:
+            for outcome in COMMAND_OUTCOMES:
+                self.commands.labels(command, outcome)
         for outcome in PAYMENT_OUTCOMES:
             self.payments.labels(outcome)
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
         for fact in SCHEDULER_FACTS:
             self.scheduler_raised.labels(fact)
-        for outcome in ("done", "failed"):
+        for outcome in SCHEDULER_PASS_OUTCOMES:
             self.scheduler_passes.labels(outcome)
 
     # The observers the service's parts are handed.
