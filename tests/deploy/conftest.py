@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.roles import RoleProcess
+from tests.deploy.test_compose import certd_services
 from tests.projections.steps import CERTD
 
 LaunchRole = Callable[..., RoleProcess]
@@ -13,7 +14,10 @@ LaunchRole = Callable[..., RoleProcess]
 
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[LaunchRole]:
-    """Make (and start) ``certd`` role processes; kill any left at the end."""
+    """Make (and start) ``certd`` role processes; kill any left at the end.
+
+    A role gets the database pool that compose gives it, unless told.
+    """
     made: list[RoleProcess] = []
 
     def launch_role(
@@ -22,6 +26,7 @@ def launch(tmp_path: Path) -> Iterator[LaunchRole]:
         program: Sequence[str] = (str(CERTD),),
         **settings: str,
     ) -> RoleProcess:
+        settings.setdefault("postgres_pool_size", composed_pool_size(args[0]))
         role = RoleProcess(args, tmp_path, settings, program)
         made.append(role)
         if start:
@@ -31,3 +36,9 @@ def launch(tmp_path: Path) -> Iterator[LaunchRole]:
     yield launch_role
     for role in made:
         role.kill()
+
+
+def composed_pool_size(verb: str) -> str:
+    """CERTD_POSTGRES_POOL_SIZE of the compose service that runs ``verb``."""
+    environment: dict[str, str] = certd_services()[verb]["environment"]
+    return environment["CERTD_POSTGRES_POOL_SIZE"]

@@ -1,12 +1,14 @@
 """deploy/compose.yaml: a deployment the service accepts, role by role.
 
 No Docker engine runs here, so the file is checked for what certd itself
-decides: each container runs a verb that exists, with settings that the
-Settings model accepts, secrets included.
+decides: each container runs a command line that certd parses, with settings
+that the Settings model accepts, secrets included, and all of them together
+fit in the database's connections.
 """
 
+import argparse
 import os
-import subprocess
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,9 @@ import pytest
 import yaml
 
 from api.auth import TokenTable
+from service.cli import _parser as certd_parser
 from service.settings import Settings
 from service.store import persistence_env
-from tests.projections.steps import CERTD
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 SECRETS_MOUNT = "/run/secrets/"
@@ -26,6 +28,15 @@ SECRET_EXAMPLES = {
     "certd_api_tokens": "operator:op-token,applicant:app-token,billing:bill-token",
     "postgres_password": "s3cret",
 }
+# What one certd process may hold besides the store's pool, at worst (the
+# formula in deploy/README.md, "Database connections"): the status views'
+# pool (4), the publisher's position pool (2), a LISTEN connection and the
+# lock taken while setting up the tables.
+CONNECTIONS_BESIDE_THE_STORE = 4 + 2 + 1 + 1
+# Beside the roles and a `run project replay`: an operator's psql and
+# pg_dump, and PostgreSQL's superuser_reserved_connections (3 by default).
+OPERATOR_CONNECTIONS = 2
+RESERVED_CONNECTIONS = 3
 
 
 def compose() -> dict[str, Any]:
@@ -101,20 +112,69 @@ def test_every_role_waits_for_the_topics_and_a_healthy_database() -> None:
         }, name
 
 
+def parse_certd(command: list[str]) -> argparse.Namespace:
+    """``command`` as certd parses it; the test fails where certd would stop."""
+    try:
+        return certd_parser().parse_args(command)
+    except SystemExit:
+        pytest.fail(f"certd refuses the command line {command}")
+
+
 @pytest.mark.parametrize("name", sorted(certd_services()))
-def test_each_role_runs_a_certd_verb_that_exists(name: str) -> None:
+def test_each_role_runs_a_certd_command_line_that_parses(name: str) -> None:
     command = certd_services()[name]["command"]
 
-    helped = subprocess.run(
-        [str(CERTD), *verb_of(command), "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    parsed = parse_certd(command)
 
-    assert helped.returncode == 0, helped.stderr
-    assert "usage: certd" in helped.stdout
+    assert callable(parsed.run)
+
+
+def test_the_api_listens_on_the_port_compose_publishes() -> None:
+    api = certd_services()["api"]
+
+    parsed = parse_certd(api["command"])
+
+    published = {mapping.rpartition(":")[2] for mapping in api["ports"]}
+    assert published == {str(parsed.port)}
+    # Reachable through the published port, not only from inside.
+    assert parsed.host == "0.0.0.0"  # noqa: S104
+
+
+def worst_case_connections(service: dict[str, Any]) -> int:
+    """The database connections one process of ``service`` may hold at once."""
+    default = Settings.model_fields["postgres_pool_size"].default
+    pool_size = int(service["environment"].get("CERTD_POSTGRES_POOL_SIZE", default))
+    store = persistence_env(SECRET_EXAMPLES["certd_database_url"], pool_size)
+    pooled = int(store["POSTGRES_POOL_SIZE"]) + int(store["POSTGRES_MAX_OVERFLOW"])
+    return pooled + CONNECTIONS_BESIDE_THE_STORE
+
+
+def max_connections() -> int:
+    """PostgreSQL's max_connections, as the postgres service's command sets it."""
+    command = compose()["services"]["postgres"]["command"]
+    options = dict(
+        value.split("=", 1) for flag, value in pairwise(command) if flag == "-c"
+    )
+    return int(options["max_connections"])
+
+
+def test_every_role_at_its_worst_fits_in_the_database_connections() -> None:
+    services = certd_services()
+    roles = sum(
+        worst_case_connections(service) * service.get("deploy", {}).get("replicas", 1)
+        for name, service in services.items()
+        if name != "topics"
+    )
+    replay = worst_case_connections(services["project"])
+    total = roles + replay + OPERATOR_CONNECTIONS + RESERVED_CONNECTIONS
+
+    assert "CERTD_DATABASE_URL_FILE" not in services["topics"]["environment"]
+    assert total <= max_connections()
+    # The runbook's room to scale: a third API replica and three more consumers.
+    more = worst_case_connections(services["api"]) + 3 * worst_case_connections(
+        services["consume"]
+    )
+    assert total + more <= max_connections()
 
 
 @pytest.mark.parametrize("name", sorted(certd_services()))

@@ -2,7 +2,8 @@
 without rights and checks its own health.
 
 No Docker engine runs here, so the image is not built; its instructions are
-read, and its HEALTHCHECK command is run against a real role.
+read, and its HEALTHCHECK command is run against each role that uses it,
+started as compose starts it.
 """
 
 import json
@@ -11,8 +12,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from service.embedded_broker import free_port
 from tests.deploy.conftest import LaunchRole
+from tests.deploy.test_compose import certd_services, parse_certd
+from tests.stream.payment_steps import create_topics, stream_settings
 
 ROOT = Path(__file__).parents[2]
 
@@ -79,10 +84,56 @@ def test_the_entry_point_is_the_certd_command_of_the_package() -> None:
     assert "certd" in scripts
 
 
-def test_the_healthcheck_passes_on_a_live_role_and_fails_without_one(
-    launch: LaunchRole, sqlite_url: str
+def test_the_default_command_is_a_certd_command_line_that_parses() -> None:
+    (cmd,) = [rest for keyword, rest in final_stage() if keyword == "CMD"]
+
+    assert callable(parse_certd(json.loads(cmd)).run)
+
+
+def roles_with_the_healthcheck() -> list[str]:
+    """The compose services that keep the image's HEALTHCHECK."""
+    return sorted(
+        name
+        for name, service in certd_services().items()
+        if not service.get("healthcheck", {}).get("disable", False)
+    )
+
+
+def test_every_long_running_role_keeps_the_healthcheck() -> None:
+    assert roles_with_the_healthcheck() == [
+        "api",
+        "consume",
+        "project",
+        "publish",
+        "schedule",
+    ]
+
+
+def composed_command(name: str) -> list[str]:
+    """The service's command, on a free port where it names one."""
+    command = [str(part) for part in certd_services()[name]["command"]]
+    if "--port" in command:
+        command[command.index("--port") + 1] = str(free_port())
+    return command
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", roles_with_the_healthcheck())
+def test_the_healthcheck_passes_on_each_live_role_and_fails_without_one(
+    name: str, launch: LaunchRole, sqlite_url: str, kafka_bootstrap: str
 ) -> None:
-    role = launch("project", database_url=sqlite_url)
+    stream = stream_settings(sqlite_url, kafka_bootstrap)
+    create_topics(stream)
+    role = launch(
+        *composed_command(name),
+        database_url=sqlite_url,
+        api_tokens="operator:op-token",
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_topic=stream.kafka_topic,
+        kafka_payments_topic=stream.kafka_payments_topic,
+        kafka_dlq_topic=stream.kafka_dlq_topic,
+        kafka_consumer_group=stream.kafka_consumer_group,
+    )
     python, *rest = healthcheck_command()
     assert python == "python"
 
