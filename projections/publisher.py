@@ -24,7 +24,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -36,6 +36,7 @@ from kafka.partitioner.default import murmur2
 
 from domain.certification import Certification
 from projections.cloudevent import CONTENT_TYPE, OutgoingMessage, outgoing_message
+from projections.collector import collector_spared
 from projections.tracking import PositionMovedError, PositionTracker
 from service.ledger import event_reader
 
@@ -47,6 +48,9 @@ HEADERS = {"content-type": CONTENT_TYPE}
 MAX_BATCH_BYTES = 512 * 1024
 # What a record adds to its key and value in a batch (headers, lengths).
 RECORD_OVERHEAD_BYTES = 120
+# A catch-up this long leaves the objects alive before it out of the garbage
+# collector's passes (see ``projections.collector``), as a backlog does.
+LONG_BACKLOG_EVENTS = 10_000
 
 
 class TopicMissingError(RuntimeError):
@@ -153,6 +157,8 @@ class EventPublisher:
                 # Connected even when idle, so that /readyz can ask the broker.
                 await self.connect()
                 published = await self.publish_once()
+                if published >= self.batch_size:
+                    await self._publish_backlog(stopping)
             except Exception as error:
                 failures += 1
                 delay = self.backoff.delay(failures)
@@ -189,14 +195,28 @@ class EventPublisher:
 
         Raises on the first failure, without retrying.
         """
-        target = await asyncio.to_thread(self.store.recorder.max_notification_id)
+        target = await asyncio.to_thread(self.store.recorder.max_notification_id) or 0
+        position = await asyncio.to_thread(self.position)
+        is_long = target - position >= LONG_BACKLOG_EVENTS
         total = 0
         try:
-            while await asyncio.to_thread(self.position) < (target or 0):
-                total += await self.publish_once()
+            with collector_spared() if is_long else nullcontext():
+                while position < target:
+                    total += await self.publish_once()
+                    position = await asyncio.to_thread(self.position)
         finally:
             await self._drop_prefetch()
         return total
+
+    async def _publish_backlog(self, stopping: asyncio.Event) -> None:
+        """Publish batch after batch while they come full, or until
+        ``stopping``; raise on the first failure, as ``publish_once`` does."""
+        with collector_spared():
+            while not stopping.is_set():
+                published = await self.publish_once()
+                await self._report()
+                if published < self.batch_size:
+                    return
 
     async def publish_once(self) -> int:
         """Publish the next batch after the tracked position; return its size.

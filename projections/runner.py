@@ -9,11 +9,10 @@ On PostgreSQL it sleeps on the store's NOTIFY; SQLite has none, so it polls.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import nullcontext
 from uuid import UUID
 
 import structlog
@@ -21,6 +20,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from domain.certification import Certification
+from projections.collector import collector_spared
 from projections.status_view import Draft, advance, draft_of
 from projections.views import StatusViews, ViewMovedError
 from service.ledger import event_reader
@@ -32,7 +32,7 @@ ANALYZE_AFTER_EVENTS = 1_000
 # A first catch-up this long loads the table without its secondary indexes.
 BULK_LOAD_EVENTS = 10_000
 # A catch-up this long leaves the objects alive before it out of the garbage
-# collector's passes (see ``_collector_spared``).
+# collector's passes (see ``projections.collector``).
 LONG_CATCH_UP_EVENTS = 10_000
 
 
@@ -109,7 +109,8 @@ class ProjectionRunner:
         if is_bulk_load:
             self.views.drop_indexes()
         try:
-            with _collector_spared(target - start >= LONG_CATCH_UP_EVENTS):
+            is_long = target - start >= LONG_CATCH_UP_EVENTS
+            with collector_spared() if is_long else nullcontext():
                 total = self._catch_up_to(target, stopping)
         finally:
             if is_bulk_load:
@@ -212,27 +213,6 @@ def _rows_to_load(notifications: Sequence[Notification]) -> list[UUID]:
         if notification.originator_version > 1:
             wanted.append(certification_id)
     return wanted
-
-
-@contextmanager
-def _collector_spared(is_long: bool) -> Iterator[None]:
-    """During a long catch-up, spare the garbage collector the objects that
-    were alive before it.
-
-    A full pass of the collector visits every object the process tracks:
-    the service's own (modules, models, settings) are over a hundred
-    thousand, none of them garbage the catch-up makes, and the passes over
-    them cost a long catch-up a tenth of its time. Frozen, they are left
-    out until the block ends, then handed back to the collector.
-    """
-    if not is_long:
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def start_in_thread(
