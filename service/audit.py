@@ -4,13 +4,16 @@ Each sealed event's hash covers its content and the hash of its
 certification's previous event (``service.ledger``): that proves content,
 order and presence within a certification, all but its last events. The
 store as a whole is summarised by a running root over every event in store
-order, ``root = SHA-256(root ‖ position ‖ h)`` from 32 zero bytes: a
-checkpoint is a position and the root there. A published checkpoint pins
-everything up to its position, so a removed last event of a certification or
-a cut-off tail shows when the store is compared with it. Positions may have
-gaps (PostgreSQL skips the ids of rolled-back inserts); the root covers the
-positions that exist, and presence is proven by the chains and checkpoints,
-never by counting ids.
+order, ``root = SHA-256(root ‖ position ‖ h)`` from 32 zero bytes: a chain
+over positions, so the root at every position is a checkpoint, and each
+depends on every event before it. A published checkpoint pins everything up
+to its position, so a removed last event of a certification, events moved
+between certifications or a cut-off tail show when the store is compared
+with it. An export states the root after each of its events, so a published
+export is a checkpoint at every position: compared with it, the first event
+that differs is named exactly. Positions may have gaps (PostgreSQL skips the
+ids of rolled-back inserts); the root covers the positions that exist, and
+presence is proven by the chains and checkpoints, never by counting ids.
 
 Nothing here parses an event's JSON: the hashes are sliced out of the stored
 bytes, so a check runs at nearly the speed the store can be read.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,12 +81,13 @@ class CheckpointFormatError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     """The running root of the store's events up to ``position``, inclusive.
 
     ``last`` names the certification and version of the event at
-    ``position``, so a cut-off tail can be named even when it is gone.
+    ``position``, so a cut-off tail or a removed event can be named even
+    when it is gone.
     """
 
     position: int
@@ -98,6 +103,9 @@ class Checkpoint:
             document["certification_id"], document["version"] = self.last
         return document
 
+    def spelled(self) -> str:
+        return f"{self.position}:{self.root}"
+
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Checkpoint:
         try:
@@ -106,49 +114,98 @@ class Checkpoint:
         except (KeyError, TypeError, ValueError):
             msg = "a checkpoint needs an integer 'position' and a hex 'root'"
             raise CheckpointFormatError(msg) from None
-        last = None
-        if "certification_id" in document and "version" in document:
-            last = (str(document["certification_id"]), int(document["version"]))
-        return cls(position, _checked_root(root), document.get("events"), last)
+        return cls(
+            _checked_position(position),
+            _checked_root(position, root),
+            document.get("events"),
+            _named_event(document),
+        )
 
+    # TODO: a file of checkpoints is held in memory whole (some 360 bytes a
+    # line, so 360 MB for an export of a million events used as one);
+    # reading it alongside the events, both being in position order, would
+    # hold one line at a time.
     @classmethod
     def parse(cls, text: str) -> list[Checkpoint]:
         """Read ``POSITION:HASH``, or a file of JSON checkpoints (one a line).
 
         The file may be what ``certd checkpoint --json`` printed, several of
-        them, or an export: its ``checkpoint`` lines are taken.
+        them, or an export: its ``start`` and ``checkpoint`` lines and the
+        root each event line states are taken, a checkpoint at every
+        position it holds.
         """
         position, colon, root = text.partition(":")
         if colon and position.isdigit():
-            return [cls(int(position), _checked_root(root))]
+            return [cls(int(position), _checked_root(int(position), root))]
         path = Path(text)
         if not path.is_file():
             msg = f"{text!r} is neither POSITION:HASH nor a file of checkpoints"
             raise CheckpointFormatError(msg)
-        found = []
         with path.open("rb") as lines:
-            for line in lines:
-                if b'"root"' not in line:
-                    continue
-                try:
-                    document = json.loads(line)
-                except ValueError:
-                    msg = f"{text} holds a line that is not JSON"
-                    raise CheckpointFormatError(msg) from None
-                if document.get("kind", "checkpoint") == "checkpoint":
-                    found.append(cls.from_dict(document))
+            found = [
+                cls.from_dict(document)
+                for document in _checkpoint_documents(text, lines)
+            ]
         if not found:
             msg = f"{text} holds no checkpoint"
             raise CheckpointFormatError(msg)
         return found
 
 
+_CHECKPOINT_KINDS = {"start", "event", "checkpoint"}
+
+
+def _checkpoint_documents(
+    name: str, lines: Iterable[bytes]
+) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a file that state a root: checkpoints, or the
+    lines of an export (an event line's header only)."""
+    for number, line in enumerate(lines, start=1):
+        if b'"root"' not in line:
+            continue
+        try:
+            document = (
+                _event_header(number, line.rstrip(b"\n"))[0]
+                if line.startswith(_EVENT_LINE)
+                else _json(number, line)
+            )
+        except ExportFormatError as error:
+            msg = f"{name}: {error}"
+            raise CheckpointFormatError(msg) from None
+        kind = document.get("kind", "checkpoint")
+        if kind in _CHECKPOINT_KINDS and "root" in document:
+            yield document
+
+
+def _named_event(document: dict[str, Any]) -> tuple[str, int] | None:
+    """The certification and version a checkpoint names, if it names one."""
+    if "certification_id" not in document or "version" not in document:
+        return None
+    try:
+        return str(UUID(str(document["certification_id"]))), int(document["version"])
+    except (TypeError, ValueError):
+        msg = (
+            "a checkpoint names its event by a UUID 'certification_id' and a 'version'"
+        )
+        raise CheckpointFormatError(msg) from None
+
+
+def _checked_position(position: int) -> int:
+    if position < 0:
+        msg = f"a checkpoint's position is 0 or more, got {position}"
+        raise CheckpointFormatError(msg)
+    return position
+
+
 _HEX_ROOT = re.compile(r"[0-9a-f]{64}")
 
 
-def _checked_root(root: str) -> str:
+def _checked_root(position: int, root: str) -> str:
     if not _HEX_ROOT.fullmatch(root):
         msg = f"a checkpoint root is 64 lower-case hex digits, got {root!r}"
+        raise CheckpointFormatError(msg)
+    if position == 0 and root != ZERO_ROOT.hex():
+        msg = "the root at position 0, before any event, is 64 zeros"
         raise CheckpointFormatError(msg)
     return root
 
@@ -166,12 +223,19 @@ class Unsealed:
             self.first = (position, certification_id, version)
 
 
+# TODO: the store's own events link positions only through the root, which
+# a published checkpoint pins: events moved between certifications (each
+# chain still in order) show only against one. Sealing each event with the
+# hash of the event before it in store order too, computed under the
+# recorder's insert lock, would let verify find such a move on its own.
 @dataclass
 class ChainVerifier:
     """Checks events fed in store order; raises at the first that does not fit.
 
     ``partial`` is for an export that starts after position 0: the first
     event it shows of a certification is taken as that chain's start.
+    ``matched`` counts the published checkpoints compared and found equal;
+    ``unchecked`` holds those before the start, which cannot be compared.
     """
 
     checkpoints: Sequence[Checkpoint] = ()
@@ -185,22 +249,36 @@ class ChainVerifier:
     last: tuple[bytes, int] | None = None
     # The position of the first sealed event: none may be bare after it.
     sealed_since: int = 0
-    _pending: list[Checkpoint] = field(default_factory=list)
-    _matched: int = 0
+    matched: int = 0
+    unchecked: list[Checkpoint] = field(default_factory=list)
+    _pending: deque[Checkpoint] = field(default_factory=deque)
+    # The last position where the root is known to be the published one.
+    _agreed_at: int | None = 0
+    _start: int = 0
 
     def __post_init__(self) -> None:
-        self._pending = sorted(self.checkpoints, key=lambda point: point.position)
+        distinct = {(point.position, point.root): point for point in self.checkpoints}
+        self._pending = deque(sorted(distinct.values(), key=_by_position))
+        self._settle_up_to(self.position)
 
     def start_at(self, checkpoint: Checkpoint) -> None:
-        """Continue a root from a checkpoint (the opening line of an export)."""
+        """Continue a root from a checkpoint (the opening line of an export).
+
+        Published checkpoints before it cannot be checked from here on: they
+        go to ``unchecked``.
+        """
         self.position = checkpoint.position
         self.root = bytes.fromhex(checkpoint.root)
-        self._matched = checkpoint.position
-        while self._pending and self._pending[0].position <= checkpoint.position:
-            earlier = self._pending.pop(0)
-            # Those before the start cannot be checked from here on.
-            if earlier.position == checkpoint.position:
-                self._compare(earlier)
+        self._start = checkpoint.position
+        self._agreed_at = 0 if checkpoint.position == 0 else None
+        self._settle_up_to(checkpoint.position)
+
+    def _settle_up_to(self, position: int) -> None:
+        pending = self._pending
+        while pending and pending[0].position < position:
+            self.unchecked.append(pending.popleft())
+        while pending and pending[0].position == position:
+            self._compare(pending.popleft())
 
     def feed(
         self,
@@ -215,7 +293,8 @@ class ChainVerifier:
             reason = f"comes after position {self.position}: out of store order"
             raise TamperedError(reason, position, certification_id, version)
         if self._pending and self._pending[0].position < position:
-            self._missing_checkpointed_event(self._pending[0])
+            self._missing_checkpointed_event(self._pending[0], at_end=False)
+        previous_position = self.position
         key = certification_id.bytes
         head = self.heads.get(key)
         self._check_order(head, position, certification_id, version)
@@ -234,16 +313,19 @@ class ChainVerifier:
         self.position = position
         self.events += 1
         self.last = (key, version)
-        if self._pending and self._pending[0].position == position:
-            self._compare(self._pending.pop(0))
+        while self._pending and self._pending[0].position == position:
+            self._compare(self._pending.popleft(), previous_position)
 
-    def feed_page(self, page: Sequence[EventRow]) -> None:
+    def feed_page(
+        self, page: Sequence[EventRow], roots: list[bytes] | None = None
+    ) -> None:
         """Check a page of the store's events, in store order.
 
         The same checks as :meth:`feed`, inlined for the usual event (sealed,
         next in its chain, before the next checkpoint), because verification
         must keep pace with reading the store. Any other event goes through
-        :meth:`feed`, which says what is wrong with it.
+        :meth:`feed`, which says what is wrong with it. ``roots``, when
+        given, gets the root after each event.
         """
         heads, get, sha256, frames = self.heads, self.heads.get, hashlib.sha256, _FRAMES
         root, last_position, events = self.root, self.position, self.events
@@ -274,10 +356,14 @@ class ChainVerifier:
                     events += 1
                     if not self.sealed_since:
                         self.sealed_since = position
+                    if roots is not None:
+                        roots.append(root)
                     continue
             self.root, self.position, self.events = root, last_position, events
             self.feed(position, UUID(bytes=cid), version, topic, state)
             root, last_position, events = self.root, self.position, self.events
+            if roots is not None:
+                roots.append(root)
             next_checkpoint = self._next_checkpoint()
         self.root, self.position, self.events = root, last_position, events
         if page:
@@ -287,13 +373,12 @@ class ChainVerifier:
         return self._pending[0].position if self._pending else float("inf")
 
     def finish(self) -> Checkpoint:
-        """Check the checkpoints past the last event; return the checkpoint here."""
-        for checkpoint in self._pending:
-            if checkpoint.position == self.position:
-                self._compare(checkpoint)
-            else:
-                self._missing_checkpointed_event(checkpoint)
-        self._pending = []
+        """Check the checkpoints past the last event; return the checkpoint here.
+
+        Every one still pending lies past the last event: its events are gone.
+        """
+        if self._pending:
+            self._missing_checkpointed_event(self._pending[0], at_end=True)
         return self.checkpoint()
 
     def checkpoint(self) -> Checkpoint:
@@ -369,29 +454,85 @@ class ChainVerifier:
         )
         raise TamperedError(reason, position, certification_id, version)
 
-    def _compare(self, checkpoint: Checkpoint) -> None:
+    def _compare(self, checkpoint: Checkpoint, previous: int | None = None) -> None:
+        """Compare the root here with a published checkpoint at this position.
+
+        ``previous`` is the position of the event before this one: when the
+        root agreed there, this event is the first that differs.
+        """
         if self.root.hex() == checkpoint.root:
-            self._matched = checkpoint.position
+            self._agreed_at = checkpoint.position
+            self.matched += 1
             return
+        if previous is not None and previous == self._agreed_at and self.last:
+            raise self._first_difference(checkpoint, self.last)
         reason = (
-            f"the events after position {self._matched} up to here do not match "
-            f"the checkpoint {checkpoint.position}:{checkpoint.root}: an event "
-            "was removed, added or reordered in that range"
+            f"{self._since_agreed()} do not match the published "
+            f"checkpoint {checkpoint.spelled()}: one of them was altered (its "
+            "hashes recomputed), removed, added or moved; compare with an "
+            "export published then (--checkpoint EXPORT), a checkpoint at each "
+            "of its events, to name the first"
         )
         raise TamperedError(reason, checkpoint.position)
 
-    def _missing_checkpointed_event(self, checkpoint: Checkpoint) -> None:
-        named = ""
-        if checkpoint.last is not None:
-            named = (
-                f" (certification {checkpoint.last[0]} version {checkpoint.last[1]})"
+    def _first_difference(
+        self, checkpoint: Checkpoint, last: tuple[bytes, int]
+    ) -> TamperedError:
+        """This event, the one at the checkpoint, is the first that differs."""
+        key, version = last
+        here = (str(UUID(bytes=key)), version)
+        if checkpoint.last is None:
+            what = "the published history differs from this event on"
+        elif checkpoint.last == here:
+            what = (
+                "the published history has this event here with another "
+                "content: it was altered and its hashes recomputed"
+            )
+        else:
+            published_id, published_version = checkpoint.last
+            what = (
+                f"the published history has certification {published_id} "
+                f"version {published_version} here: events were removed, "
+                "added or moved"
             )
         reason = (
-            f"the checkpoint {checkpoint.position}:{checkpoint.root} covers an "
-            f"event here{named} that the history no longer has; it ends at "
-            f"position {self.position}: its tail was removed"
+            f"the first event that does not match the published checkpoint "
+            f"{checkpoint.spelled()}: {what}"
         )
-        raise TamperedError(reason, checkpoint.position)
+        return TamperedError(reason, self.position, UUID(bytes=key), version)
+
+    def _since_agreed(self) -> str:
+        """The events that may differ: those since the root last agreed."""
+        if self._agreed_at is not None:
+            return f"the events after position {self._agreed_at} up to here"
+        if self.position == self._start:
+            return "the events up to the export's start"
+        return (
+            f"the events up to here (from before the export's start at {self._start})"
+        )
+
+    def _missing_checkpointed_event(self, checkpoint: Checkpoint, at_end: bool) -> None:
+        """The store has no event at a published checkpoint's position."""
+        if at_end:
+            outcome = f"it ends at position {self.position}: its tail was removed"
+        else:
+            outcome = "it was removed or moved"
+        if self._agreed_at != self.position:
+            outcome += f" (or {self._since_agreed()} differ)"
+        reason = (
+            f"the published checkpoint {checkpoint.spelled()} covers an event "
+            f"here that the store no longer has: {outcome}"
+        )
+        if checkpoint.last is None:
+            raise TamperedError(reason, checkpoint.position)
+        certification_id, version = checkpoint.last
+        raise TamperedError(
+            reason, checkpoint.position, UUID(certification_id), version
+        )
+
+
+def _by_position(checkpoint: Checkpoint) -> int:
+    return checkpoint.position
 
 
 # The store.
@@ -436,16 +577,18 @@ def export_store(
     The first line is the checkpoint at ``since`` (found by checking every
     event up to there), the last the checkpoint at the export's end. Each
     event line holds the stored envelope byte for byte, so it can be
-    checked again with no store (:func:`verify_export`). Returns the
-    closing checkpoint and the number of events written.
+    checked again with no store (:func:`verify_export`), and the root after
+    it, so a published export is a checkpoint at each of its events.
+    Returns the closing checkpoint and the number of events written.
     """
     stop = rows.last_position()
     verifier = verify_store(rows, stop=since, progress=progress)
     out.write(_line({"kind": "start", **verifier.checkpoint().as_dict()}))
     before = verifier.events
     for page in rows.pages(after=verifier.position, stop=stop):
-        verifier.feed_page(page)
-        out.writelines(_event_line(*row) for row in page)
+        roots: list[bytes] = []
+        verifier.feed_page(page, roots)
+        out.writelines(map(_event_line, page, roots))
         if progress is not None:
             progress(len(page))
     closing = verifier.finish()
@@ -457,14 +600,18 @@ def _line(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode() + b"\n"
 
 
-def _event_line(
-    position: int, certification_id: bytes, version: int, topic: str, state: bytes
-) -> bytes:
-    key = b',"event":' if is_sealed(state) else b',"unsealed":'
+_EVENT_LINE = b'{"kind":"event"'
+_SEALED_KEY = b',"event":'
+_UNSEALED_KEY = b',"unsealed":'
+
+
+def _event_line(row: EventRow, root: bytes) -> bytes:
+    position, certification_id, version, topic, state = row
+    key = _SEALED_KEY if is_sealed(state) else _UNSEALED_KEY
     header = (
         f'{{"kind":"event","position":{position},"certification_id":'
         f'"{UUID(bytes=certification_id)}","version":{version},'
-        f'"topic":{json.dumps(topic)}'
+        f'"topic":{json.dumps(topic)},"root":"{root.hex()}"'
     )
     return header.encode() + key + state + b"}\n"
 
@@ -494,7 +641,7 @@ def verify_export(
             raise ExportFormatError(msg)
         if number == 1:
             _open(verifier, line)
-        elif line.startswith(b'{"kind":"event"'):
+        elif line.startswith(_EVENT_LINE):
             _feed_line(verifier, number, line)
         else:
             closing = Checkpoint.from_dict(_json(number, line))
@@ -526,27 +673,36 @@ def _open(verifier: ChainVerifier, line: bytes) -> None:
 
 
 def _feed_line(verifier: ChainVerifier, number: int, line: bytes) -> None:
-    line = line.rstrip(b"\n")
-    cut = line.find(b',"event":')
-    key_length = len(b',"event":')
-    if cut < 0:
-        cut = line.find(b',"unsealed":')
-        key_length = len(b',"unsealed":')
-    if cut < 0 or not line.endswith(b"}"):
-        msg = f"line {number} is not an event line of an export"
-        raise ExportFormatError(msg)
-    header = _json(number, line[:cut] + b"}")
+    header, state = _event_header(number, line.rstrip(b"\n"))
     try:
-        verifier.feed(
-            int(header["position"]),
-            UUID(header["certification_id"]),
-            int(header["version"]),
-            str(header["topic"]),
-            line[cut + key_length : -1],
-        )
+        position = int(header["position"])
+        certification_id = UUID(header["certification_id"])
+        version = int(header["version"])
+        topic = str(header["topic"])
     except (KeyError, ValueError) as error:
         msg = f"line {number} is not an event line of an export ({error})"
         raise ExportFormatError(msg) from None
+    verifier.feed(position, certification_id, version, topic, state)
+    stated = header.get("root")
+    if stated is not None and stated != verifier.root.hex():
+        reason = (
+            f"the line states the root {stated} after this event, but the "
+            f"export's events up to here give {verifier.root.hex()}: lines "
+            "before it were changed, removed or reordered"
+        )
+        raise TamperedError(reason, position, certification_id, version)
+
+
+def _event_header(number: int, line: bytes) -> tuple[dict[str, Any], bytes]:
+    """An event line's header (everything but the event) and the stored
+    event's bytes; an export from before roots per line has no ``root``."""
+    found = [(line.find(key), key) for key in (_SEALED_KEY, _UNSEALED_KEY)]
+    cuts = [(cut, key) for cut, key in found if cut >= 0]
+    if not cuts or not line.endswith(b"}"):
+        msg = f"line {number} is not an event line of an export"
+        raise ExportFormatError(msg)
+    cut, key = min(cuts)
+    return _json(number, line[:cut] + b"}"), line[cut + len(key) : -1]
 
 
 def _json(number: int, line: bytes) -> dict[str, Any]:

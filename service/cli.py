@@ -17,7 +17,7 @@ from projections.runner import start_in_thread
 from projections.status_view import StatusRow
 from projections.views import SearchFilters
 from scheduler.jobs import start_scheduler
-from service.cli_audit import add_audit_verbs
+from service.cli_audit import add_audit_verbs, run_read_only
 from service.cli_payments import add_payment_verbs, start_payment_consumer
 from service.cli_stream import (
     EmbeddedBrokerError,
@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if getattr(args, "without_store", False):
         return int(args.run(settings, args))
+    if getattr(args, "read_only", False):
+        # The auditors' verbs: the store opened read-only, nothing built.
+        return run_read_only(settings, args)
     pretend_now = getattr(args, "now", None)
     try:
         runtime = build_runtime(

@@ -2,11 +2,13 @@
 with the database would: no library code in between."""
 
 import sqlite3
+from contextlib import closing
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import psycopg
+from psycopg.sql import SQL, Identifier
 
 
 class StoredEvents:
@@ -69,3 +71,68 @@ class StoredEvents:
     def last_position(self) -> int:
         ((last,),) = self.run("SELECT MAX({pos}) FROM stored_events")
         return int(last or 0)
+
+
+def database_snapshot(database_url: str) -> dict[str, Any]:
+    """Everything a write could change: the schema (tables, columns,
+    indexes, functions, extensions) and every row of every table."""
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        return _sqlite_snapshot(unquote(parts.path)[1:])
+    return _postgres_snapshot(database_url)
+
+
+def _sqlite_snapshot(path: str) -> dict[str, Any]:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        schema = sorted(
+            db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+        )
+        tables = [name for kind, name, _, _ in schema if kind == "table"]
+        rows = {
+            # The names come from the database's own catalogue.
+            table: _sorted_rows(db.execute(f'SELECT * FROM "{table}"'))  # noqa: S608
+            for table in tables
+        }
+        return {"schema": schema, "rows": rows, "counts": _counts(rows)}
+
+
+_POSTGRES_SCHEMA = {
+    "columns": "SELECT table_schema, table_name, column_name, data_type "
+    "FROM information_schema.columns WHERE table_schema NOT IN "
+    "('pg_catalog', 'information_schema')",
+    "indexes": "SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes "
+    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    "functions": "SELECT n.nspname, p.proname, p.prosrc "
+    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+    "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')",
+    "extensions": "SELECT extname, extversion FROM pg_extension",
+}
+
+
+def _postgres_snapshot(database_url: str) -> dict[str, Any]:
+    with psycopg.connect(database_url, autocommit=True) as db:
+        schema = {
+            part: sorted(db.execute(sql).fetchall())
+            for part, sql in _POSTGRES_SCHEMA.items()
+        }
+        tables = db.execute(
+            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname "
+            "NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        rows = {
+            f"{space}.{table}": _sorted_rows(
+                db.execute(
+                    SQL("SELECT * FROM {}.{}").format(*map(Identifier, (space, table)))
+                )
+            )
+            for space, table in tables
+        }
+        return {"schema": schema, "rows": rows, "counts": _counts(rows)}
+
+
+def _sorted_rows(cursor: Any) -> list[str]:
+    return sorted(repr(row) for row in cursor.fetchall())
+
+
+def _counts(rows: dict[str, list[str]]) -> dict[str, int]:
+    return {table: len(content) for table, content in rows.items()}

@@ -131,7 +131,7 @@ def test_a_truncated_tail_is_found_against_a_published_checkpoint(
     assert spelled.code == 1
 
 
-def test_a_removed_last_event_of_a_certification_breaks_the_checkpoint(
+def test_a_removed_last_event_is_seen_in_a_range_by_one_checkpoint(
     steps: Steps, tables: StoredEvents, verify
 ) -> None:  # type: ignore[no-untyped-def]
     _, second, _ = three_certifications(steps)
@@ -142,7 +142,8 @@ def test_a_removed_last_event_of_a_certification_breaks_the_checkpoint(
     ran = verify("--checkpoint", f"{last}:{checkpoint}")
 
     assert ran.code == 1
-    assert f"position {last}: the events after position 0" in ran.out
+    assert f"position {last}: the events after position 0 up to here" in ran.out
+    assert "(--checkpoint EXPORT)" in ran.out
 
 
 def test_checkpoint_refuses_to_vouch_for_a_tampered_store(
@@ -178,12 +179,22 @@ def test_a_checkpoint_is_its_position_and_the_root_there(
     assert json.loads(as_json.out)["root"] == point.root
 
 
-@pytest.mark.parametrize("spec", ["12:not-hex", "no-such-file.json"])
-def test_an_unreadable_checkpoint_is_refused_before_anything_is_read(
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ("12:not-hex", "a checkpoint root is 64 lower-case hex digits"),
+        ("no-such-file.json", "is neither POSITION:HASH nor a file of checkpoints"),
+        (f"0:{'1' * 64}", "the root at position 0, before any event, is 64 zeros"),
+    ],
+)
+def test_an_unreadable_checkpoint_is_refused_before_the_store_is_opened(
     verify,  # type: ignore[no-untyped-def]
+    capsys: Capsys,
     spec: str,
+    named: str,
 ) -> None:
-    ran = verify("--checkpoint", spec)
+    with pytest.raises(SystemExit) as exited:
+        verify("--checkpoint", spec)
 
-    assert ran.code == 2
-    assert "checkpoint" in ran.err or "POSITION:HASH" in ran.err
+    assert exited.value.code == 2
+    assert named in capsys.readouterr().err
