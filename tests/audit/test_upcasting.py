@@ -2,8 +2,10 @@
 currency through the upcaster, and events without hashes are read but
 reported by ``certd verify`` as unverifiable."""
 
-from datetime import timedelta
+import json
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -20,24 +22,28 @@ from tests.factories import application_body, submission_body
 from tests.projections.steps import APPLICANT, BILLING, Steps
 
 SUBMISSION_FEE_TOPIC = "domain.certification:Certification.SubmissionFeePaid"
+ANNUAL_FEE_TOPIC = "domain.certification:Certification.AnnualFeePaid"
 
 
 def old_payment(runtime: Runtime, cert_id: UUID, version: int) -> StoredEvent:
     """A SubmissionFeePaid as version 1 of the event stored it: no currency."""
-    clock = runtime.service.clock
+    fields = {"amount_usd": Decimal(150), "reference": "OLD-1"}
+    return old_event(runtime, cert_id, version, SUBMISSION_FEE_TOPIC, fields)
+
+
+def old_event(
+    runtime: Runtime, cert_id: UUID, version: int, topic: str, fields: dict[str, Any]
+) -> StoredEvent:
+    """A billing event as version 1 of its class stored it: no class version."""
     state = runtime.service.mapper.transcoder.encode(
         {
-            "timestamp": clock.now(),
+            "timestamp": runtime.service.clock.now(),
             "actor": BILLING.as_record(),
-            "amount_usd": Decimal(150),
-            "reference": "OLD-1",
+            **fields,
         }
     )
     return StoredEvent(
-        originator_id=cert_id,
-        originator_version=version,
-        topic=SUBMISSION_FEE_TOPIC,
-        state=state,
+        originator_id=cert_id, originator_version=version, topic=topic, state=state
     )
 
 
@@ -58,6 +64,45 @@ def test_an_old_sealed_payment_event_is_read_with_its_currency(
     assert (paid.amount_usd, paid.reference) == (Decimal(150), "OLD-1")
     assert certification.status is Status.IN_REVIEW
     assert b"currency" not in old.state
+
+
+def test_an_old_sealed_annual_fee_event_is_read_with_its_currency(
+    runtime: Runtime,
+    steps: Steps,
+    tables: StoredEvents,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:
+    cert_id = steps.in_review("Old Fee Ltd")
+    steps.approve(cert_id)
+    valid_until = date(2027, 3, 1)
+    fields = {
+        "amount_usd": Decimal(1000),
+        "reference": "OLD-2",
+        "valid_until": valid_until,
+    }
+    previous = tables.row(tables.positions_of(cert_id)[-1])[3]
+    old_state = old_event(runtime, cert_id, 5, ANNUAL_FEE_TOPIC, fields)
+    old = seal(old_state, stated_hash(previous))
+    runtime.service.recorder.insert_events([old])
+
+    paid = runtime.service.history(cert_id)[-1]
+    certification = runtime.service.get(cert_id)
+    shown = run_certd(
+        capsys, monkeypatch, database_url, "history", str(cert_id), "--json"
+    )
+    verified = run_certd(capsys, monkeypatch, database_url, "verify")
+
+    assert isinstance(paid, Certification.AnnualFeePaid)
+    assert (paid.currency, paid.amount_usd) == ("USD", Decimal(1000))
+    assert (paid.reference, paid.valid_until) == ("OLD-2", valid_until)
+    assert certification.status is Status.CERTIFIED
+    assert certification.valid_until == valid_until
+    assert json.loads(shown.out)[-1]["data"]["currency"] == "USD"
+    assert verified.code == 0, verified.out
+    assert b"currency" not in old.state
+    assert b"class_version" not in old.state
 
 
 def test_new_payment_events_are_stored_as_version_2(
