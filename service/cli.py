@@ -29,7 +29,9 @@ from service.composition import Runtime, build_app, build_runtime
 from service.health_server import MetricsPortError
 from service.logs import configure_logging
 from service.roles import (
+    STOP_TIMEOUT_SECONDS,
     add_metrics_port,
+    exit_leaving_work_behind,
     metrics_port,
     projection_worker,
     run_api_role,
@@ -37,6 +39,7 @@ from service.roles import (
     scheduler_worker,
     serve_http,
     start_health_server,
+    stop_scheduler,
 )
 from service.settings import Settings
 from service.store import DatabaseUrlError
@@ -183,13 +186,14 @@ def _serve_with(runtime: Runtime, args: argparse.Namespace) -> int:
         runtime.scheduler_pass, runtime.settings.scheduler_interval, runtime.metrics
     )
     health = None
+    scheduler_finished = True
     try:
         health = start_health_server(
             "serve", runtime, lambda: True, metrics_port(runtime, args)
         )
         serve_http(app, args.host, args.port)
     finally:
-        scheduler.shutdown(wait=True)
+        scheduler_finished = stop_scheduler(scheduler, STOP_TIMEOUT_SECONDS)
         stopping.set()
         thread.join(timeout=10)
         if publisher is not None:
@@ -198,6 +202,8 @@ def _serve_with(runtime: Runtime, args: argparse.Namespace) -> int:
             payments.stop()
         if health is not None:
             health.stop()
+    if not scheduler_finished:
+        exit_leaving_work_behind("serve", 0)
     return 0
 
 

@@ -26,7 +26,8 @@ def launch(tmp_path: Path) -> Iterator[LaunchRole]:
         program: Sequence[str] = (str(CERTD),),
         **settings: str,
     ) -> RoleProcess:
-        settings.setdefault("postgres_pool_size", composed_pool_size(args[0]))
+        if "postgres_pool_size" not in settings:
+            settings["postgres_pool_size"] = composed_pool_size(args[0])
         role = RoleProcess(args, tmp_path, settings, program)
         made.append(role)
         if start:

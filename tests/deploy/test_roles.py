@@ -268,6 +268,28 @@ def test_a_scheduler_stopped_in_an_endless_pass_leaves_it_within_the_bound(
     assert [e["role"] for e in schedule.events("role_work_abandoned")] == ["schedule"]
 
 
+def test_serve_stopped_in_an_endless_scheduler_pass_leaves_it_within_the_bound(
+    launch: LaunchRole, postgres_url: str
+) -> None:
+    serve = launch(
+        "serve",
+        "--port",
+        str(free_port()),
+        database_url=postgres_url,
+        postgres_pool_size="2",
+        program=with_endless_scheduler_pass(),
+    )
+    wait_until(
+        lambda: bool(serve.events("endless_pass_started")), 30, "the pass to start"
+    )
+
+    status, seconds = serve.stop(timeout=ROLE_STOP_BOUND_SECONDS + 10)
+
+    assert status == 0
+    assert seconds < ROLE_STOP_BOUND_SECONDS + 5
+    assert [e["role"] for e in serve.events("role_work_abandoned")] == ["serve"]
+
+
 def test_api_alone_answers_commands_but_leaves_the_views_to_the_runner(
     launch: LaunchRole, postgres_url: str, tmp_path: Path
 ) -> None:
