@@ -118,6 +118,9 @@ class EventPublisher:
         self._unreported = 0
         self._next_report = 0.0
         self._prefetch: asyncio.Task[Batch | None] | None = None
+        # Where this publisher last moved the position; None when it must be
+        # read (at the start, and after a failure or another's move).
+        self._moved_to: int | None = None
 
     # Where it stands.
 
@@ -196,14 +199,15 @@ class EventPublisher:
         Raises on the first failure, without retrying.
         """
         target = await asyncio.to_thread(self.store.recorder.max_notification_id) or 0
-        position = await asyncio.to_thread(self.position)
+        self._moved_to = None
+        position = await self._current_position()
         is_long = target - position >= LONG_BACKLOG_EVENTS
         total = 0
         try:
             with collector_spared() if is_long else nullcontext():
                 while position < target:
                     total += await self.publish_once()
-                    position = await asyncio.to_thread(self.position)
+                    position = await self._current_position()
         finally:
             await self._drop_prefetch()
         return total
@@ -229,11 +233,13 @@ class EventPublisher:
         """
         batch = await self._next_batch()
         if batch is None:
+            self._moved_to = None  # idle: read where it is next time
             return 0
         if batch.read == self.batch_size:
             self._prefetch = asyncio.create_task(
                 asyncio.to_thread(self._read_batch, batch.last)
             )
+        self._moved_to = None
         await self.connect()
         await self._send(batch.messages)
         try:
@@ -243,6 +249,7 @@ class EventPublisher:
             # least once allows. Carry on from wherever it is now.
             log.info("publisher_position_moved", topic=self.topic)
             return batch.read
+        self._moved_to = batch.last
         self._unreported += len(batch.messages)
         return batch.read
 
@@ -289,13 +296,21 @@ class EventPublisher:
     # Steps.
 
     async def _next_batch(self) -> Batch | None:
-        after = await asyncio.to_thread(self.tracker.position)
+        after = await self._current_position()
         prefetch, self._prefetch = self._prefetch, None
         if prefetch is not None:
             batch = await prefetch
             if batch is not None and batch.after == after:
                 return batch
         return await asyncio.to_thread(self._read_batch, after)
+
+    async def _current_position(self) -> int:
+        """The tracked position: where this publisher moved it last, or as
+        read from the store when it does not know. A position another moved
+        meanwhile makes the next move fail, and is then read."""
+        if self._moved_to is not None:
+            return self._moved_to
+        return await asyncio.to_thread(self.tracker.position)
 
     async def _drop_prefetch(self) -> None:
         prefetch, self._prefetch = self._prefetch, None

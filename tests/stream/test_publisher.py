@@ -1,6 +1,8 @@
 """Every stored event reaches the topic once per publish, as the contract's
 CloudEvent, keyed and ordered by certification; a re-publish is identical."""
 
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
@@ -10,7 +12,7 @@ import pytest
 from domain.certification import Certification
 from domain.clock import FixedClock
 from projections.cloudevent import EVENT_ID_NAMESPACE
-from projections.publisher import EventPublisher
+from projections.publisher import EventPublisher, PublisherThread
 from service.application import CertificationService
 from service.composition import Runtime
 from tests.projections.steps import Steps, morning_of
@@ -216,3 +218,36 @@ def test_the_publishers_position_is_tracked_in_the_store_under_its_own_name(
     positions = {row["name"]: int(row["position"]) for row in tracked}
     assert positions[f"publisher:{publisher.topic}"] == runtime.service.ping_store()
     assert "certification_status" in positions
+
+
+def test_a_running_publisher_rewound_by_an_operator_publishes_again_from_there(
+    runtime: Runtime, steps: Steps, publisher: EventPublisher
+) -> None:
+    steps.certify("Rewound Ltd")
+    last = runtime.service.ping_store()
+    running = PublisherThread(publisher)
+    running.start()
+    try:
+        wait_until(lambda: publisher.position() == last, "the first publish")
+        publisher.tracker.rewind(0)
+        wait_until(
+            lambda: (
+                publisher.position() == last
+                and len(read_topic(publisher.bootstrap, publisher.topic)) == 2 * last
+            ),
+            "the publish after the rewind",
+        )
+    finally:
+        running.stop()
+
+    received = read_topic(publisher.bootstrap, publisher.topic)
+    assert sorted(message.envelope["position"] for message in received) == sorted(
+        [*range(1, last + 1)] * 2
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.05)
