@@ -128,7 +128,9 @@ class ProjectionRunner:
                 break
             if self._project(notifications, start):
                 total += len(notifications)
-            start = self.views.position()
+                start = notifications[-1].id
+            else:
+                start = self.views.position()  # wherever the other left it
         return total
 
     def run(
