@@ -100,8 +100,7 @@ class ProjectionRunner:
         Batches are read, evolved and written one after the other. Writing
         each in a second thread while the next was read overlapped little
         on two cores: the two threads took turns on the interpreter lock,
-        and the catch-up ran at 0.75 of its speed in one thread
-        (bench/README.md).
+        and the catch-up ran at 0.75 of the speed it has in one thread.
         """
         target = self.store.recorder.max_notification_id() or 0
         start = self.views.position()
