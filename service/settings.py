@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     kafka_consumer_group: str = "certd-payments"
     kafka_partitions: int = Field(default=6, ge=1, le=1_000)
     kafka_replication: int = Field(default=1, ge=1, le=10)
-    publisher_batch: int = Field(default=500, ge=1, le=10_000)
+    publisher_batch: int = Field(default=2_000, ge=1, le=10_000)
     publisher_ack_timeout: float = Field(
         default=10.0,
         gt=0,
