@@ -328,11 +328,9 @@ class EventPublisher:
             return None
         read_event = event_reader(self.store.mapper)
         messages = []
-        # TODO: decode and encode in a worker process with a mapper of its
-        # own, to pass 0.6 of a raw producer's rate in `bench.publisher`:
-        # decoding (about 13 us an event) and encoding (about 24 us) here,
-        # sending and the event loop (about 15 us) share this process's one
-        # core under the GIL. It helps only where a second core is free.
+        # Decoding and encoding here share the interpreter's one core with
+        # the sending loop; a worker process with a mapper of its own would
+        # take them off it where a second core is free (bench/README.md).
         for notification in notifications:
             event = read_event(notification)
             if isinstance(event, Certification.Event):
