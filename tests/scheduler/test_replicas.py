@@ -58,9 +58,16 @@ def passes_at_once(url: str, count: int) -> list[PassReport]:
     once ("tuple concurrently updated"), which is a start-up matter, not the
     scheduler's.
     """
+    # Each replica's clock a microsecond apart, as processes' clocks are:
+    # events made at the very same instant would be equal to the byte, and
+    # the store answers an event it holds to the byte as stored by whoever
+    # stores it again (a retried insert looks just the same).
     runtimes = [
-        build_runtime(Settings(database_url=url), FixedClock(PASS_AT))
-        for _ in range(count)
+        build_runtime(
+            Settings(database_url=url),
+            FixedClock(PASS_AT + timedelta(microseconds=replica)),
+        )
+        for replica in range(count)
     ]
     barrier = threading.Barrier(count)
     reports: list[PassReport] = []
