@@ -251,43 +251,35 @@ def test_two_schedulers_raise_each_fact_once_between_them_and_count_it(
         assert_stopped_cleanly(replica_stopped)
 
 
+# The schedule role, and certd serve with its scheduler in a thread; serve
+# listens on a port of its own and gets the small pool the roles have.
+ENDLESS_PASS_LAUNCHES = {
+    "schedule": (),
+    "serve": ("--port", "PORT"),
+}
+
+
+@pytest.mark.parametrize("verb", sorted(ENDLESS_PASS_LAUNCHES))
 def test_a_scheduler_stopped_in_an_endless_pass_leaves_it_within_the_bound(
-    launch: LaunchRole, postgres_url: str
+    launch: LaunchRole, postgres_url: str, verb: str
 ) -> None:
-    schedule = launch(
-        "schedule", database_url=postgres_url, program=with_endless_scheduler_pass()
-    )
-    wait_until(
-        lambda: bool(schedule.events("endless_pass_started")), 30, "the pass to start"
-    )
-
-    status, seconds = schedule.stop(timeout=ROLE_STOP_BOUND_SECONDS + 10)
-
-    assert status == 0
-    assert seconds < ROLE_STOP_BOUND_SECONDS + 5
-    assert [e["role"] for e in schedule.events("role_work_abandoned")] == ["schedule"]
-
-
-def test_serve_stopped_in_an_endless_scheduler_pass_leaves_it_within_the_bound(
-    launch: LaunchRole, postgres_url: str
-) -> None:
-    serve = launch(
-        "serve",
-        "--port",
-        str(free_port()),
+    args = [str(free_port()) if a == "PORT" else a for a in ENDLESS_PASS_LAUNCHES[verb]]
+    process = launch(
+        verb,
+        *args,
         database_url=postgres_url,
         postgres_pool_size="2",
         program=with_endless_scheduler_pass(),
     )
     wait_until(
-        lambda: bool(serve.events("endless_pass_started")), 30, "the pass to start"
+        lambda: bool(process.events("endless_pass_started")), 30, "the pass to start"
     )
 
-    status, seconds = serve.stop(timeout=ROLE_STOP_BOUND_SECONDS + 10)
+    status, seconds = process.stop(timeout=ROLE_STOP_BOUND_SECONDS + 10)
 
     assert status == 0
     assert seconds < ROLE_STOP_BOUND_SECONDS + 5
-    assert [e["role"] for e in serve.events("role_work_abandoned")] == ["serve"]
+    assert [e["role"] for e in process.events("role_work_abandoned")] == [verb]
 
 
 def test_api_alone_answers_commands_but_leaves_the_views_to_the_runner(

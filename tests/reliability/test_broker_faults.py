@@ -25,27 +25,20 @@ from tests.reliability.agreement import (
 )
 from tests.reliability.deployment import Deployment
 from tests.reliability.load import Load, Tally
-from tests.stream.topic import first_copies, read_topic
+from tests.stream.topic import first_copies, read_topic, settled_position
 
 pytestmark = pytest.mark.timeout(180)
 
 OUTAGE_SECONDS = 4.0
 
 
-def published_position(database_url: str, topic: str, quiet: float = 1.0) -> int:
+def published_position(database_url: str, topic: str) -> int:
     """The last store position the stopped broker acknowledged to the
-    publisher, once it stops moving: an acknowledgement that landed before
-    the stop may move the position a while later on a busy machine."""
+    publisher, once it stops moving (on a busy machine an acknowledgement
+    that landed before the stop moves it a while later)."""
     db = view_database(database_url, pool_size=1)
-    tracker = PositionTracker(db, tracking_name(topic))
     try:
-        position = tracker.position()
-        while True:
-            time.sleep(quiet)
-            now = tracker.position()
-            if now == position:
-                return now
-            position = now
+        return settled_position(PositionTracker(db, tracking_name(topic)), quiet=1.0)
     finally:
         db.close()
 

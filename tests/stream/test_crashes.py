@@ -13,7 +13,13 @@ from projections.publisher import tracking_name
 from projections.tracking import PositionTracker
 from service.composition import Runtime
 from tests.projections.steps import Steps, one_lifecycle
-from tests.stream.topic import PublisherProcess, first_copies, read_topic, wait_for
+from tests.stream.topic import (
+    PublisherProcess,
+    first_copies,
+    read_topic,
+    settled_position,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,18 +53,6 @@ class Traffic:
                 self._stopping.wait(self.pause)
         except BaseException as error:  # reported by the test, not lost
             self.failures.append(error)
-
-
-def settled_position(tracker: PositionTracker, quiet: float = 0.3) -> int:
-    """The position once it stopped moving: a commit the killed publisher had
-    sent just before it died may still reach the store after its death."""
-    position = tracker.position()
-    while True:
-        time.sleep(quiet)
-        now = tracker.position()
-        if now == position:
-            return now
-        position = now
 
 
 def test_a_publisher_killed_mid_batch_again_and_again_loses_and_reorders_nothing(

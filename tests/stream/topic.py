@@ -21,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from projections.publisher import EventPublisher
+from projections.tracking import PositionTracker
 from service.kafka_admin import TopicSpec, ensure_topics
 
 CERTD = Path(sys.executable).with_name("certd")
@@ -188,3 +189,16 @@ class PublisherProcess:
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [line for line in self.log_lines() if line.get("event") == name]
+
+
+def settled_position(tracker: PositionTracker, quiet: float = 0.3) -> int:
+    """The tracked position once it stopped moving for ``quiet`` seconds: an
+    acknowledgement that reached a publisher just before it was killed, or
+    its broker stopped, may still move the position a while later."""
+    position = tracker.position()
+    while True:
+        time.sleep(quiet)
+        now = tracker.position()
+        if now == position:
+            return now
+        position = now
