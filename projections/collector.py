@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+# A run of work over this many events is long enough to be worth it.
+LONG_RUN_EVENTS = 10_000
 
 
 @contextmanager
@@ -25,3 +28,8 @@ def collector_spared() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def spared_for(events: int) -> AbstractContextManager[None]:
+    """``collector_spared`` for a run of ``events`` events, when it is long."""
+    return collector_spared() if events >= LONG_RUN_EVENTS else nullcontext()

@@ -24,7 +24,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -36,7 +36,7 @@ from kafka.partitioner.default import murmur2
 
 from domain.certification import Certification
 from projections.cloudevent import CONTENT_TYPE, OutgoingMessage, outgoing_message
-from projections.collector import collector_spared
+from projections.collector import collector_spared, spared_for
 from projections.tracking import PositionMovedError, PositionTracker
 from service.ledger import event_reader
 
@@ -48,9 +48,6 @@ HEADERS = {"content-type": CONTENT_TYPE}
 MAX_BATCH_BYTES = 512 * 1024
 # What a record adds to its key and value in a batch (headers, lengths).
 RECORD_OVERHEAD_BYTES = 120
-# A catch-up this long leaves the objects alive before it out of the garbage
-# collector's passes (see ``projections.collector``), as a backlog does.
-LONG_BACKLOG_EVENTS = 10_000
 
 
 class TopicMissingError(RuntimeError):
@@ -201,10 +198,9 @@ class EventPublisher:
         target = await asyncio.to_thread(self.store.recorder.max_notification_id) or 0
         self._moved_to = None
         position = await self._current_position()
-        is_long = target - position >= LONG_BACKLOG_EVENTS
         total = 0
         try:
-            with collector_spared() if is_long else nullcontext():
+            with spared_for(target - position):
                 while position < target:
                     total += await self.publish_once()
                     position = await self._current_position()

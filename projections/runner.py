@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from uuid import UUID
 
 import structlog
@@ -20,7 +19,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from domain.certification import Certification
-from projections.collector import collector_spared
+from projections.collector import spared_for
 from projections.status_view import Draft, advance, draft_of
 from projections.views import StatusViews, ViewMovedError
 from service.ledger import event_reader
@@ -31,9 +30,6 @@ log = structlog.get_logger(component="certd.projections")
 ANALYZE_AFTER_EVENTS = 1_000
 # A first catch-up this long loads the table without its secondary indexes.
 BULK_LOAD_EVENTS = 10_000
-# A catch-up this long leaves the objects alive before it out of the garbage
-# collector's passes (see ``projections.collector``).
-LONG_CATCH_UP_EVENTS = 10_000
 
 
 class ProjectionRunner:
@@ -108,8 +104,7 @@ class ProjectionRunner:
         if is_bulk_load:
             self.views.drop_indexes()
         try:
-            is_long = target - start >= LONG_CATCH_UP_EVENTS
-            with collector_spared() if is_long else nullcontext():
+            with spared_for(target - start):
                 total = self._catch_up_to(target, stopping)
         finally:
             if is_bulk_load:

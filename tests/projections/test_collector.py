@@ -6,7 +6,7 @@ import weakref
 
 import pytest
 
-from projections.collector import collector_spared
+from projections.collector import LONG_RUN_EVENTS, collector_spared, spared_for
 
 
 class Node:
@@ -35,4 +35,12 @@ def test_garbage_frozen_in_the_block_is_freed_after_it() -> None:
 def test_objects_are_handed_back_when_the_work_fails() -> None:
     with pytest.raises(RuntimeError), collector_spared():
         raise RuntimeError("the work failed")
+    assert gc.get_freeze_count() == 0
+
+
+def test_only_a_long_run_spares_the_collector() -> None:
+    with spared_for(LONG_RUN_EVENTS - 1):
+        assert gc.get_freeze_count() == 0
+    with spared_for(LONG_RUN_EVENTS):
+        assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
