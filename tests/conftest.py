@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: real stores, fresh for each test.
+"""Fixtures shared by every test: real stores, fresh for each test, and the
+service built on one with a clock the test moves.
 
 Every store test runs twice, on SQLite and on PostgreSQL. PostgreSQL is the
 server at 127.0.0.1:5432 (user postgres, database test); each test gets a
@@ -12,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
+from service.application import CertificationService
+from service.composition import Runtime, build_runtime, build_service
 from service.embedded_broker import TansuBroker
+from service.settings import Settings
 from tests.databases import fresh_postgres_database
+from tests.projections.steps import START, Steps
 
 
 @pytest.fixture
@@ -32,6 +38,38 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """A fresh, empty store: once on SQLite, once on PostgreSQL."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The service's settings on the test's store; a folder or module whose
+    tests need more (a broker, a topic) overrides this."""
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def service(settings: Settings, clock: FixedClock) -> Iterator[CertificationService]:
+    service = build_service(settings, clock)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def runtime(settings: Settings, clock: FixedClock) -> Iterator[Runtime]:
+    """The service with its views and their runner."""
+    runtime = build_runtime(settings, clock)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def steps(runtime: Runtime) -> Steps:
+    return Steps(runtime.service)
 
 
 @pytest.fixture(scope="session")

@@ -28,18 +28,6 @@ APPLICANT = Actor(role="applicant", name="applicant-0001")
 START = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(START)
-
-
-@pytest.fixture
-def service(database_url: str, clock: FixedClock) -> Iterator[CertificationService]:
-    service = build_service(Settings(database_url=database_url), clock)
-    yield service
-    service.close()
-
-
 def started(service: CertificationService) -> UUID:
     form = ApplicationForm.model_validate(application_body())
     return service.start_application(form, APPLICANT).certification.id

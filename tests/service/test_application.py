@@ -1,6 +1,5 @@
 """The application service on the real stores, SQLite and PostgreSQL."""
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -23,26 +22,12 @@ from service.application import (
     ConcurrentWriteError,
     IdempotencyKeyReusedError,
 )
-from service.composition import build_service
-from service.settings import Settings
 from tests.factories import application_body, submission_body
 
 APPLICANT = Actor(role="applicant", name="applicant-0001")
 OPERATOR = Actor(role="operator", name="operator-0001")
 BILLING = Actor(role="billing", name="billing-0001")
 START = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(START)
-
-
-@pytest.fixture
-def service(database_url: str, clock: FixedClock) -> Iterator[CertificationService]:
-    service = build_service(Settings(database_url=database_url), clock)
-    yield service
-    service.close()
 
 
 def certify(service: CertificationService) -> Certification:

@@ -5,11 +5,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from domain.clock import FixedClock
 from projections.publisher import EventPublisher
-from service.composition import Runtime, build_publisher, build_runtime
+from service.composition import Runtime, build_publisher
 from service.settings import Settings
-from tests.projections.steps import START, Steps
 from tests.stream.topic import PARTITIONS, new_topic
 
 
@@ -27,23 +25,6 @@ def settings(database_url: str, kafka_bootstrap: str, topic: str) -> Settings:
         kafka_partitions=PARTITIONS,
         publisher_batch=7,
     )
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(START)
-
-
-@pytest.fixture
-def runtime(settings: Settings, clock: FixedClock) -> Iterator[Runtime]:
-    runtime = build_runtime(settings, clock)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def steps(runtime: Runtime) -> Steps:
-    return Steps(runtime.service)
 
 
 @pytest.fixture

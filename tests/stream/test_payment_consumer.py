@@ -31,7 +31,6 @@ from service.application import (
     RenewalPolicy,
     StoreUnavailableError,
 )
-from service.composition import build_service
 from service.settings import Settings
 from service.store import persistence_env
 from tests.databases import ADMIN_URL
@@ -60,13 +59,6 @@ def settings(database_url: str, kafka_bootstrap: str) -> Settings:
     settings = stream_settings(database_url, kafka_bootstrap)
     create_topics(settings)
     return settings
-
-
-@pytest.fixture
-def service(settings: Settings) -> Iterator[CertificationService]:
-    service = build_service(settings, FixedClock(START))
-    yield service
-    service.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ fails: there a small fake stands in for the service.
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,12 @@ from consumers.payments import (
 )
 from domain.actor import Actor
 from domain.certification import Status
-from domain.clock import FixedClock
 from domain.forms import PaymentForm
 from service.application import (
     CertificationService,
     PaymentOutcome,
     StoreUnavailableError,
 )
-from service.composition import build_service
 from service.settings import Settings
 from tests.stream.payment_steps import payment, submitted_certification
 
@@ -45,13 +42,6 @@ Letter = tuple[bytes, dict[str, Any]]
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(database_url=f"sqlite:///{tmp_path / 'certd.sqlite'}")
-
-
-@pytest.fixture
-def service(settings: Settings) -> Iterator[CertificationService]:
-    service = build_service(settings, FixedClock(START))
-    yield service
-    service.close()
 
 
 def deliver(
