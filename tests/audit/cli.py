@@ -14,6 +14,25 @@ class Ran:
     err: str
 
 
+@dataclass(frozen=True)
+class Certd:
+    """``certd`` for one test: on the test's store, on another, or offline."""
+
+    capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch
+    database_url: str
+
+    def __call__(self, *args: str) -> Ran:
+        return self.on(self.database_url, *args)
+
+    def offline(self, *args: str) -> Ran:
+        """With no store at all, as on an auditor's own machine."""
+        return self.on(None, *args)
+
+    def on(self, database_url: str | None, *args: str) -> Ran:
+        return run_certd(self.capsys, self.monkeypatch, database_url, *args)
+
+
 def run_certd(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

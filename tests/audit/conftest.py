@@ -1,33 +1,15 @@
-"""Fixtures of the auditor tests: a real store with a clock the test moves,
-the store's own tables to tamper with, and ``certd`` run in-process."""
+"""Fixtures of the auditor tests: the store's own tables to tamper with, and
+a folder for exports and published checkpoints, and ``certd`` run in-process."""
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from domain.clock import FixedClock
-from service.composition import Runtime, build_runtime
-from service.settings import Settings
+from tests.audit.cli import Certd
+from tests.audit.history import Published, export, three_certifications
 from tests.audit.tables import StoredEvents
-from tests.projections.steps import START, Steps
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(START)
-
-
-@pytest.fixture
-def runtime(database_url: str, clock: FixedClock) -> Iterator[Runtime]:
-    runtime = build_runtime(Settings(database_url=database_url), clock)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def steps(runtime: Runtime) -> Steps:
-    return Steps(runtime.service)
+from tests.projections.steps import Steps
 
 
 @pytest.fixture
@@ -42,3 +24,20 @@ def workdir(tmp_path: Path) -> Path:
     folder = tmp_path / "audit"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture
+def certd(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> Certd:
+    return Certd(capsys, monkeypatch, database_url)
+
+
+@pytest.fixture
+def published(steps: Steps, certd: Certd, workdir: Path) -> Published:
+    certifications = three_certifications(steps)
+    out = workdir / "published.jsonl"
+    export(certd, out)
+    return Published(certifications, out)

@@ -2,13 +2,15 @@
 recorded up to T, inclusive, at the exact instants of events and between."""
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import pytest
 
 from domain.clock import FixedClock
-from tests.audit.cli import Ran, run_certd
+from service.composition import Runtime
+from tests.audit.cli import Certd, Ran
 from tests.projections.steps import START, Steps
 
 STEP = timedelta(days=3)
@@ -23,23 +25,13 @@ def lifecycle_at_known_instants(steps: Steps, clock: FixedClock) -> UUID:
     return cert_id
 
 
+State = Callable[[UUID, str], Ran]
+
+
 @pytest.fixture
-def state(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
-):  # type: ignore[no-untyped-def]
+def state(certd: Certd) -> State:
     def run(cert_id: UUID, as_of: str) -> Ran:
-        return run_certd(
-            capsys,
-            monkeypatch,
-            database_url,
-            "state",
-            str(cert_id),
-            "--as-of",
-            as_of,
-            "--json",
-        )
+        return certd("state", str(cert_id), "--as-of", as_of, "--json")
 
     return run
 
@@ -59,7 +51,7 @@ def state(
 def test_the_state_at_an_instant_holds_the_events_up_to_it_inclusive(
     steps: Steps,
     clock: FixedClock,
-    state,  # type: ignore[no-untyped-def]
+    state: State,
     offset: timedelta,
     status: str,
     version: int,
@@ -75,8 +67,8 @@ def test_the_state_at_an_instant_holds_the_events_up_to_it_inclusive(
 
 
 def test_the_state_as_of_now_equals_the_live_status_view(
-    steps: Steps, clock: FixedClock, state, runtime
-) -> None:  # type: ignore[no-untyped-def]
+    steps: Steps, clock: FixedClock, state: State, runtime: Runtime
+) -> None:
     cert_id = lifecycle_at_known_instants(steps, clock)
     runtime.runner.catch_up()
     (live,) = list(runtime.views.load({cert_id}).values())
@@ -90,8 +82,8 @@ def test_the_state_as_of_now_equals_the_live_status_view(
 
 
 def test_an_instant_before_the_application_finds_nothing(
-    steps: Steps, clock: FixedClock, state
-) -> None:  # type: ignore[no-untyped-def]
+    steps: Steps, clock: FixedClock, state: State
+) -> None:
     cert_id = lifecycle_at_known_instants(steps, clock)
 
     ran = state(cert_id, (START - timedelta(microseconds=1)).isoformat())
@@ -101,8 +93,8 @@ def test_an_instant_before_the_application_finds_nothing(
 
 
 def test_a_time_without_timezone_is_refused(
-    steps: Steps, clock: FixedClock, state
-) -> None:  # type: ignore[no-untyped-def]
+    steps: Steps, clock: FixedClock, state: State
+) -> None:
     cert_id = lifecycle_at_known_instants(steps, clock)
 
     with pytest.raises(SystemExit) as exited:

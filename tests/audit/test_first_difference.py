@@ -8,53 +8,14 @@ import json
 from pathlib import Path
 from uuid import UUID
 
-import pytest
-
 from service.ledger import ZERO_HASH, envelope, event_hash, inner_state, stated_hash
-from tests.audit.cli import Ran, run_certd
+from tests.audit.cli import Certd
+from tests.audit.history import Published, root_at
 from tests.audit.tables import StoredEvents
-from tests.audit.test_export import export, root_at
-from tests.audit.test_tamper import three_certifications
-from tests.projections.steps import Steps
-
-Capsys = pytest.CaptureFixture[str]
 
 # Where three_certifications stores them: the second's last event, then the
 # first's fourth; the first's third (a payment) lies at 4.
 SECOND_LAST, FIRST_FOURTH, FIRST_PAYMENT, LAST = 11, 12, 4, 13
-
-
-@pytest.fixture
-def certd(capsys: Capsys, monkeypatch: pytest.MonkeyPatch, database_url: str):  # type: ignore[no-untyped-def]
-    def run(*args: str) -> Ran:
-        return run_certd(capsys, monkeypatch, database_url, *args)
-
-    return run
-
-
-@pytest.fixture
-def offline(capsys: Capsys, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """``certd`` with no store at all, as on an auditor's own machine."""
-
-    def run(*args: str) -> Ran:
-        return run_certd(capsys, monkeypatch, None, *args)
-
-    return run
-
-
-@pytest.fixture
-def published(
-    steps: Steps,
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
-    workdir: Path,
-) -> tuple[list[UUID], Path]:
-    """Three certifications, and an export of them handed to the auditors."""
-    certifications = three_certifications(steps)
-    out = workdir / "published.jsonl"
-    export(capsys, monkeypatch, database_url, out)
-    return certifications, out
 
 
 def reseal(tables: StoredEvents, certification_id: UUID) -> None:
@@ -70,10 +31,9 @@ def reseal(tables: StoredEvents, certification_id: UUID) -> None:
 
 
 def test_events_of_two_certifications_swapped_are_named_against_an_export(
-    published: tuple[list[UUID], Path],
+    published: Published,
     tables: StoredEvents,
-    certd,  # type: ignore[no-untyped-def]
-    offline,  # type: ignore[no-untyped-def]
+    certd: Certd,
     workdir: Path,
 ) -> None:
     (first, second, _), reference = published
@@ -83,7 +43,9 @@ def test_events_of_two_certifications_swapped_are_named_against_an_export(
     alone = certd("verify")
     against_export = certd("verify", "--checkpoint", str(reference))
     exported = certd("export", "--out", str(now))
-    checked = offline("verify", "--export", str(now), "--checkpoint", str(reference))
+    checked = certd.offline(
+        "verify", "--export", str(now), "--checkpoint", str(reference)
+    )
 
     # Each chain is still in order: only the published roots see the move.
     assert alone.code == 0, alone.out
@@ -95,9 +57,7 @@ def test_events_of_two_certifications_swapped_are_named_against_an_export(
 
 
 def test_a_removed_last_event_of_a_certification_is_named_by_its_position(
-    published: tuple[list[UUID], Path],
-    tables: StoredEvents,
-    certd,  # type: ignore[no-untyped-def]
+    published: Published, tables: StoredEvents, certd: Certd
 ) -> None:
     (_, second, _), reference = published
     tables.delete(SECOND_LAST)
@@ -112,9 +72,7 @@ def test_a_removed_last_event_of_a_certification_is_named_by_its_position(
 
 
 def test_an_edit_with_every_hash_recomputed_is_caught_only_by_a_publication(
-    published: tuple[list[UUID], Path],
-    tables: StoredEvents,
-    certd,  # type: ignore[no-untyped-def]
+    published: Published, tables: StoredEvents, certd: Certd
 ) -> None:
     (first, _, _), reference = published
     stored = tables.row(FIRST_PAYMENT)[3]
@@ -141,9 +99,9 @@ def test_an_edit_with_every_hash_recomputed_is_caught_only_by_a_publication(
 
 
 def test_checkpoints_published_over_time_narrow_a_change_down_to_between_them(
-    published: tuple[list[UUID], Path],
+    published: Published,
     tables: StoredEvents,
-    certd,  # type: ignore[no-untyped-def]
+    certd: Certd,
     workdir: Path,
 ) -> None:
     (_, second, _), reference = published
@@ -165,15 +123,14 @@ def test_checkpoints_published_over_time_narrow_a_change_down_to_between_them(
 
 
 def test_a_line_removed_from_an_export_is_found_at_the_next_by_its_root(
-    published: tuple[list[UUID], Path],
-    offline,  # type: ignore[no-untyped-def]
+    published: Published, certd: Certd
 ) -> None:
     (first, _, _), reference = published
     lines = reference.read_bytes().splitlines(keepends=True)
     kept = [line for line in lines if f'"position":{SECOND_LAST},'.encode() not in line]
     reference.write_bytes(b"".join(kept))
 
-    ran = offline("verify", "--export", str(reference))
+    ran = certd.offline("verify", "--export", str(reference))
 
     assert len(kept) == len(lines) - 1
     assert ran.code == 1

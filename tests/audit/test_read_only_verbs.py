@@ -17,12 +17,10 @@ from psycopg.sql import SQL, Identifier
 from domain.clock import FixedClock
 from service.composition import build_service
 from service.settings import Settings
-from tests.audit.cli import run_certd
+from tests.audit.cli import Certd
+from tests.audit.history import three_certifications
 from tests.audit.tables import database_snapshot
-from tests.audit.test_tamper import three_certifications
 from tests.projections.steps import START, Steps
-
-Capsys = pytest.CaptureFixture[str]
 
 
 def auditor_verbs(certification_id: UUID, export: Path) -> list[tuple[str, ...]]:
@@ -89,8 +87,7 @@ def test_every_auditor_verb_works_on_a_read_only_store_and_changes_nothing(
     stored: list[UUID],
     read_only_url: str,
     database_url: str,
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
+    certd: Certd,
     workdir: Path,
 ) -> None:
     first, *_ = stored
@@ -98,8 +95,7 @@ def test_every_auditor_verb_works_on_a_read_only_store_and_changes_nothing(
     before = database_snapshot(database_url)
 
     ran = {
-        verb: run_certd(capsys, monkeypatch, read_only_url, *verb)
-        for verb in auditor_verbs(first, export)
+        verb: certd.on(read_only_url, *verb) for verb in auditor_verbs(first, export)
     }
 
     failed = {verb: (r.code, r.out, r.err) for verb, r in ran.items() if r.code}
@@ -113,18 +109,13 @@ def test_every_auditor_verb_works_on_a_read_only_store_and_changes_nothing(
 
 
 def test_the_owner_running_every_verb_changes_nothing_either(
-    stored: list[UUID],
-    database_url: str,
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
-    workdir: Path,
+    stored: list[UUID], database_url: str, certd: Certd, workdir: Path
 ) -> None:
     first, *_ = stored
     before = database_snapshot(database_url)
 
     codes = [
-        run_certd(capsys, monkeypatch, database_url, *verb).code
-        for verb in auditor_verbs(first, workdir / "export.jsonl")
+        certd(*verb).code for verb in auditor_verbs(first, workdir / "export.jsonl")
     ]
 
     assert codes == [0] * len(codes)
@@ -143,15 +134,12 @@ def test_the_owner_running_every_verb_changes_nothing_either(
     ids=lambda verb: verb[0],
 )
 def test_a_missing_sqlite_store_is_refused_and_not_created(
-    tmp_path: Path,
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
-    verb: tuple[str, ...],
+    tmp_path: Path, certd: Certd, monkeypatch: pytest.MonkeyPatch, verb: tuple[str, ...]
 ) -> None:
     folder = tmp_path / "nowhere"
     monkeypatch.chdir(tmp_path)
 
-    ran = run_certd(capsys, monkeypatch, f"sqlite:///{folder / 'c.sqlite'}", *verb)
+    ran = certd.on(f"sqlite:///{folder / 'c.sqlite'}", *verb)
 
     assert ran.code == 2
     assert f"there is no SQLite store at {folder / 'c.sqlite'}" in ran.err
@@ -159,9 +147,7 @@ def test_a_missing_sqlite_store_is_refused_and_not_created(
 
 
 def test_a_database_without_an_event_store_is_refused_and_left_alone(
-    database_url: str,
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
+    database_url: str, certd: Certd
 ) -> None:
     parts = urlsplit(database_url)
     if parts.scheme == "sqlite":
@@ -170,7 +156,7 @@ def test_a_database_without_an_event_store_is_refused_and_left_alone(
             db.commit()
     before = database_snapshot(database_url)
 
-    ran = run_certd(capsys, monkeypatch, database_url, "verify")
+    ran = certd("verify")
 
     assert ran.code == 2
     assert "holds no event store" in ran.err
@@ -182,30 +168,23 @@ def test_a_database_without_an_event_store_is_refused_and_left_alone(
     "verb", [("history",), ("state", "--as-of", "2030-01-01T00:00:00Z")]
 )
 def test_an_unknown_certification_exits_1(
-    stored: list[UUID],
-    database_url: str,
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
-    verb: tuple[str, ...],
+    stored: list[UUID], certd: Certd, verb: tuple[str, ...]
 ) -> None:
     unknown = uuid4()
     name, *rest = verb
 
-    ran = run_certd(capsys, monkeypatch, database_url, name, str(unknown), *rest)
+    ran = certd(name, str(unknown), *rest)
 
     assert ran.code == 1
     assert f"no certification has the id '{unknown}'" in ran.err
 
 
 def test_history_prints_every_event_oldest_first(
-    stored: list[UUID],
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
+    stored: list[UUID], certd: Certd
 ) -> None:
     first, *_ = stored
 
-    ran = run_certd(capsys, monkeypatch, database_url, "history", str(first))
+    ran = certd("history", str(first))
 
     headings = [line.split()[2] for line in ran.out.splitlines() if line[:4].strip()]
     assert headings == [

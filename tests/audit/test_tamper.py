@@ -2,42 +2,30 @@
 own table, and names the first certification and position that does not fit."""
 
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 
 from service.audit import Checkpoint
-from tests.audit.cli import Ran, run_certd
+from tests.audit.cli import Certd, Ran
+from tests.audit.history import three_certifications
 from tests.audit.tables import StoredEvents
 from tests.projections.steps import Steps
 
 Capsys = pytest.CaptureFixture[str]
 
 
-def three_certifications(steps: Steps) -> list[UUID]:
-    """Three certifications of 5, 3 and 5 events, interleaved in the store."""
-    first = steps.start("First Ltd")
-    second = steps.start("Second Ltd")
-    steps.submit(first)
-    steps.pay_due(first)
-    third = steps.certify("Third Ltd")
-    steps.submit(second)
-    steps.pay_due(second)
-    steps.approve(first)
-    steps.pay_due(first)
-    return [first, second, third]
+Verify = Callable[..., Ran]
 
 
 @pytest.fixture
-def verify(capsys: Capsys, monkeypatch: pytest.MonkeyPatch, database_url: str):  # type: ignore[no-untyped-def]
-    def run(*args: str) -> Ran:
-        return run_certd(capsys, monkeypatch, database_url, "verify", *args)
-
-    return run
+def verify(certd: Certd) -> Verify:
+    return partial(certd, "verify")
 
 
-def test_an_untouched_store_verifies(steps: Steps, verify) -> None:  # type: ignore[no-untyped-def]
+def test_an_untouched_store_verifies(steps: Steps, verify: Verify) -> None:
     three_certifications(steps)
 
     ran = verify()
@@ -47,8 +35,8 @@ def test_an_untouched_store_verifies(steps: Steps, verify) -> None:  # type: ign
 
 
 def test_a_changed_payload_is_named_by_its_certification_and_position(
-    steps: Steps, tables: StoredEvents, verify
-) -> None:  # type: ignore[no-untyped-def]
+    steps: Steps, tables: StoredEvents, verify: Verify
+) -> None:
     first, *_ = three_certifications(steps)
     position = tables.positions_of(first)[0]
     state = tables.row(position)[3]
@@ -62,8 +50,8 @@ def test_a_changed_payload_is_named_by_its_certification_and_position(
 
 
 def test_a_deleted_event_is_found_at_the_next_event_of_its_certification(
-    steps: Steps, tables: StoredEvents, verify
-) -> None:  # type: ignore[no-untyped-def]
+    steps: Steps, tables: StoredEvents, verify: Verify
+) -> None:
     first, *_ = three_certifications(steps)
     positions = tables.positions_of(first)
     tables.delete(positions[2])
@@ -76,8 +64,8 @@ def test_a_deleted_event_is_found_at_the_next_event_of_its_certification(
 
 
 def test_two_swapped_events_are_found_where_the_first_one_stood(
-    steps: Steps, tables: StoredEvents, verify
-) -> None:  # type: ignore[no-untyped-def]
+    steps: Steps, tables: StoredEvents, verify: Verify
+) -> None:
     first, *_ = three_certifications(steps)
     positions = tables.positions_of(first)
     tables.swap(positions[1], positions[2])
@@ -89,8 +77,8 @@ def test_two_swapped_events_are_found_where_the_first_one_stood(
 
 
 def test_swapped_contents_of_two_events_are_found(
-    steps: Steps, tables: StoredEvents, verify
-) -> None:  # type: ignore[no-untyped-def]
+    steps: Steps, tables: StoredEvents, verify: Verify
+) -> None:
     first, *_ = three_certifications(steps)
     one, two = tables.positions_of(first)[3:5]
     state_one, state_two = tables.row(one)[3], tables.row(two)[3]
@@ -104,16 +92,10 @@ def test_swapped_contents_of_two_events_are_found(
 
 
 def test_a_truncated_tail_is_found_against_a_published_checkpoint(
-    steps: Steps,
-    tables: StoredEvents,
-    verify,  # type: ignore[no-untyped-def]
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
-    workdir: Path,
+    steps: Steps, tables: StoredEvents, verify: Verify, certd: Certd, workdir: Path
 ) -> None:
     first, *_ = three_certifications(steps)
-    taken = run_certd(capsys, monkeypatch, database_url, "checkpoint", "--json")
+    taken = certd("checkpoint", "--json")
     published = workdir / "checkpoint.json"
     published.write_text(taken.out)
     last = tables.last_position()
@@ -132,8 +114,8 @@ def test_a_truncated_tail_is_found_against_a_published_checkpoint(
 
 
 def test_a_removed_last_event_is_seen_in_a_range_by_one_checkpoint(
-    steps: Steps, tables: StoredEvents, verify
-) -> None:  # type: ignore[no-untyped-def]
+    steps: Steps, tables: StoredEvents, verify: Verify
+) -> None:
     _, second, _ = three_certifications(steps)
     checkpoint = verify().out.split("root ")[1].split(";")[0]
     last = tables.last_position()
@@ -147,32 +129,24 @@ def test_a_removed_last_event_is_seen_in_a_range_by_one_checkpoint(
 
 
 def test_checkpoint_refuses_to_vouch_for_a_tampered_store(
-    steps: Steps,
-    tables: StoredEvents,
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
+    steps: Steps, tables: StoredEvents, certd: Certd
 ) -> None:
     first, *_ = three_certifications(steps)
     tables.delete(tables.positions_of(first)[1])
 
-    ran = run_certd(capsys, monkeypatch, database_url, "checkpoint")
+    ran = certd("checkpoint")
 
     assert ran.code == 1
     assert "no checkpoint" in ran.out
 
 
 def test_a_checkpoint_is_its_position_and_the_root_there(
-    steps: Steps,
-    tables: StoredEvents,
-    capsys: Capsys,
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
+    steps: Steps, tables: StoredEvents, certd: Certd
 ) -> None:
     three_certifications(steps)
 
-    plain = run_certd(capsys, monkeypatch, database_url, "checkpoint")
-    as_json = run_certd(capsys, monkeypatch, database_url, "checkpoint", "--json")
+    plain = certd("checkpoint")
+    as_json = certd("checkpoint", "--json")
 
     (point,) = Checkpoint.parse(plain.out.strip())
     assert point.position == tables.last_position() == 13
@@ -188,10 +162,7 @@ def test_a_checkpoint_is_its_position_and_the_root_there(
     ],
 )
 def test_an_unreadable_checkpoint_is_refused_before_the_store_is_opened(
-    verify,  # type: ignore[no-untyped-def]
-    capsys: Capsys,
-    spec: str,
-    named: str,
+    verify: Verify, capsys: Capsys, spec: str, named: str
 ) -> None:
     with pytest.raises(SystemExit) as exited:
         verify("--checkpoint", spec)

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
-import pytest
 from eventsourcing.persistence import StoredEvent
 
 from domain.certification import Certification, Status
@@ -16,7 +15,7 @@ from domain.clock import FixedClock
 from domain.forms import ApplicationForm, SubmissionForm
 from service.composition import Runtime
 from service.ledger import ZERO_HASH, seal, stated_hash
-from tests.audit.cli import run_certd
+from tests.audit.cli import Certd
 from tests.audit.tables import StoredEvents
 from tests.factories import application_body, submission_body
 from tests.projections.steps import APPLICANT, BILLING, Steps
@@ -67,12 +66,7 @@ def test_an_old_sealed_payment_event_is_read_with_its_currency(
 
 
 def test_an_old_sealed_annual_fee_event_is_read_with_its_currency(
-    runtime: Runtime,
-    steps: Steps,
-    tables: StoredEvents,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
+    runtime: Runtime, steps: Steps, tables: StoredEvents, certd: Certd
 ) -> None:
     cert_id = steps.in_review("Old Fee Ltd")
     steps.approve(cert_id)
@@ -89,10 +83,8 @@ def test_an_old_sealed_annual_fee_event_is_read_with_its_currency(
 
     paid = runtime.service.history(cert_id)[-1]
     certification = runtime.service.get(cert_id)
-    shown = run_certd(
-        capsys, monkeypatch, database_url, "history", str(cert_id), "--json"
-    )
-    verified = run_certd(capsys, monkeypatch, database_url, "verify")
+    shown = certd("history", str(cert_id), "--json")
+    verified = certd("verify")
 
     assert isinstance(paid, Certification.AnnualFeePaid)
     assert (paid.currency, paid.amount_usd) == ("USD", Decimal(1000))
@@ -119,12 +111,7 @@ def test_new_payment_events_are_stored_as_version_2(
 
 
 def test_a_store_without_hashes_is_read_but_reported_unverifiable(
-    runtime: Runtime,
-    clock: FixedClock,
-    steps: Steps,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
+    runtime: Runtime, clock: FixedClock, steps: Steps, certd: Certd
 ) -> None:
     cert_id = uuid4()
     older = Certification.start(
@@ -145,7 +132,7 @@ def test_a_store_without_hashes_is_read_but_reported_unverifiable(
     clock.advance(timedelta(hours=1))
     steps.approve(cert_id)
 
-    ran = run_certd(capsys, monkeypatch, database_url, "verify")
+    ran = certd("verify")
 
     assert runtime.service.get(cert_id).status is Status.APPROVED
     assert ran.code == 3, ran.out
@@ -155,12 +142,7 @@ def test_a_store_without_hashes_is_read_but_reported_unverifiable(
 
 
 def test_a_bare_event_after_sealed_ones_counts_as_tampering(
-    runtime: Runtime,
-    steps: Steps,
-    tables: StoredEvents,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
+    runtime: Runtime, steps: Steps, tables: StoredEvents, certd: Certd
 ) -> None:
     cert_id = steps.start()
     steps.submit(cert_id)
@@ -169,7 +151,7 @@ def test_a_bare_event_after_sealed_ones_counts_as_tampering(
     sealed = tables.row(position)[3]
     tables.set_state(position, sealed[147:-1].replace(b'"150"', b'"15"'))
 
-    ran = run_certd(capsys, monkeypatch, database_url, "verify")
+    ran = certd("verify")
 
     assert ran.code == 1
     assert f"certification {cert_id} version 3 at position {position}" in ran.out
