@@ -8,21 +8,23 @@ stores nothing for it, and applies the valid payment sent after them.
 """
 
 import json
+import random
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import aiokafka.client
+import aiokafka.consumer.fetcher
+import hypothesis
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from consumers.payments import PaymentConsumerThread, create_payment_consumer
 from domain.certification import Status
-from domain.clock import FixedClock
 from service.application import CertificationService
-from service.composition import build_service
 from service.settings import Settings
 from tests.stream.payment_steps import (
     SUBMISSION_FEE,
@@ -36,7 +38,6 @@ from tests.stream.payment_steps import (
     submitted_certification,
     wait_until,
 )
-from tests.stream.test_payment_consumer import START
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -97,7 +98,7 @@ def _is_json(raw: bytes) -> bool:
 
 
 @pytest.fixture
-def settings_(sqlite_url: str, kafka_bootstrap: str) -> Settings:
+def settings(sqlite_url: str, kafka_bootstrap: str) -> Settings:
     settings = stream_settings(sqlite_url, kafka_bootstrap)
     # One partition: the valid payment is read after every bad one.
     create_topics(settings, payment_partitions=1)
@@ -105,17 +106,15 @@ def settings_(sqlite_url: str, kafka_bootstrap: str) -> Settings:
 
 
 @pytest.fixture
-def service(settings_: Settings) -> Iterator[CertificationService]:
-    service = build_service(settings_, FixedClock(START))
-    yield service
-    service.close()
-
-
-@pytest.fixture
 def consumer(
-    settings_: Settings, service: CertificationService
+    settings: Settings, service: CertificationService, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[PaymentConsumerThread]:
-    thread = PaymentConsumerThread(create_payment_consumer(settings_, service))
+    # The consumer's thread fetches while Hypothesis draws the next example,
+    # and aiokafka shuffles partitions and picks nodes with the global random,
+    # which Hypothesis watches during a draw: give aiokafka a random of its own.
+    for module in (aiokafka.client, aiokafka.consumer.fetcher):
+        monkeypatch.setattr(module, "random", random.Random(0))
+    thread = PaymentConsumerThread(create_payment_consumer(settings, service))
     thread.start()
     yield thread
     thread.stop()
@@ -123,8 +122,8 @@ def consumer(
 
 
 @pytest.fixture
-def billing(settings_: Settings) -> Iterator[Billing]:
-    billing = Billing(settings_)
+def billing(settings: Settings) -> Iterator[Billing]:
+    billing = Billing(settings)
     yield billing
     billing.close()
 
@@ -141,7 +140,7 @@ def sent() -> Sent:
     return Sent()
 
 
-@settings(
+@hypothesis.settings(
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
@@ -151,7 +150,7 @@ def sent() -> Sent:
 @given(data=st.data())
 def test_no_bad_message_stops_the_consumer_or_escapes_the_dlq(
     data: st.DataObject,
-    settings_: Settings,
+    settings: Settings,
     service: CertificationService,
     consumer: PaymentConsumerThread,
     billing: Billing,
@@ -173,7 +172,7 @@ def test_no_bad_message_stops_the_consumer_or_escapes_the_dlq(
     )
     assert consumer.is_alive
     assert fees_paid(service, payer) == ["the-valid-one"]
-    letters = dead_letters(settings_, expected=len(sent.bad_offsets), settle=0.5)
+    letters = dead_letters(settings, expected=len(sent.bad_offsets), settle=0.5)
     lettered = Counter(int(letter.headers["x-dlq-source-offset"]) for letter in letters)
     assert lettered == Counter(sent.bad_offsets), "each bad message, exactly once"
     by_offset = {
