@@ -145,6 +145,22 @@ class Worker:
             self._command(NEXT_COMMAND[status], cid, status)
         return cid
 
+    def submitted_one(self) -> str:
+        """A new certification waiting for its submission fee."""
+        path = "/v1/certifications"
+        started = self.send("start", None, "applicant", path, application_body())
+        assert started.status == 201, started.text
+        cid = str(started.cid)
+        path = f"/v1/certifications/{cid}/submission"
+        answer = self.send("submit", cid, "applicant", path, submission_body())
+        assert answer.status == 200, answer.text
+        return cid
+
+    def pay_submission_fee(self, cid: str, reference: str) -> Answer:
+        body = {"kind": "submission_fee", "amount_usd": FEES["submission_fee"]}
+        path = f"/v1/certifications/{cid}/payments"
+        return self.send("pay", cid, "billing", path, {**body, "reference": reference})
+
     def _start(self, key: str) -> str | None:
         """Send the application until it is answered; the key keeps it one.
 

@@ -5,11 +5,14 @@ Commands go on being stored while the broker is away. Frozen and thawed, the
 broker ends up with every stored event, in order per certification. Stopped,
 it loses what it held (the test broker keeps everything in memory); started
 again, it receives every event stored after the last batch it acknowledged,
-again in order, without anyone restarting the service.
+again in order, and the payment consumer records a payment sent to it, all
+without anyone restarting the service.
 """
 
 import time
+from contextlib import closing
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -24,8 +27,9 @@ from tests.reliability.agreement import (
     wait_until_caught_up,
 )
 from tests.reliability.deployment import Deployment
-from tests.reliability.load import Load, Tally
-from tests.stream.topic import first_copies, read_topic, settled_position
+from tests.reliability.load import Load, Tally, Worker
+from tests.stream.payment_steps import Billing, payment
+from tests.stream.topic import first_copies, read_topic, settled_position, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -41,6 +45,25 @@ def published_position(database_url: str, topic: str) -> int:
         return settled_position(PositionTracker(db, tracking_name(topic)), quiet=1.0)
     finally:
         db.close()
+
+
+def pay_over_kafka(deployment: Deployment, worker: Worker, cid: str) -> None:
+    """Send a submission fee on the payments topic and wait until the servers'
+    consumer has recorded it. The same payment then goes over HTTP too, an
+    idempotent repeat by then, so that the load's answers explain the event."""
+    billing = Billing(deployment.stream_settings())
+    try:
+        billing.send(payment(UUID(cid), f"fee-{cid}"))
+    finally:
+        billing.close()
+    try:
+        wait_for(
+            lambda: worker.status_of(cid) == "in_review",
+            60,
+            "the consumer to record a payment sent after the restart",
+        )
+    finally:
+        worker.pay_submission_fee(cid, f"fee-{cid}")
 
 
 def check_against_store(database_url: str, tally: Tally) -> dict[int, Stored]:
@@ -75,7 +98,12 @@ def test_a_restarted_broker_receives_everything_stored_after_its_last_ack(
 ) -> None:
     deployment = Deployment(postgres_url, broker.bootstrap, tmp_path)
     with deployment:
-        with Load(deployment.targets(), workers=3) as load:
+        deployment.wait_until_consuming()
+        with (
+            Load(deployment.targets(), workers=3) as load,
+            closing(Worker(deployment.targets(), load.tally)) as worker,
+        ):
+            waiting = worker.submitted_one()
             time.sleep(2)
             broker.stop()
             acknowledged = published_position(postgres_url, deployment.topic)
@@ -83,7 +111,7 @@ def test_a_restarted_broker_receives_everything_stored_after_its_last_ack(
             restarted = TansuBroker.start(port=broker.port, log_dir=tmp_path)
             broker.process = restarted.process
             deployment.create_topics()
-            time.sleep(2)
+            pay_over_kafka(deployment, worker, waiting)
         wait_until_caught_up(deployment.servers[0].base_url)
 
     stored = check_against_store(postgres_url, load.tally)

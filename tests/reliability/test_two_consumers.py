@@ -9,7 +9,6 @@ from uuid import UUID
 
 import pytest
 
-from tests.factories import application_body, submission_body
 from tests.reliability.agreement import (
     judge,
     topic_disagreements,
@@ -17,25 +16,13 @@ from tests.reliability.agreement import (
 )
 from tests.reliability.deployment import Deployment
 from tests.reliability.load import Tally, Worker
-from tests.stream.payment_steps import SUBMISSION_FEE, Billing, dead_letters, payment
+from tests.stream.payment_steps import Billing, dead_letters, payment
 from tests.stream.topic import wait_for
 
 pytestmark = pytest.mark.timeout(150)
 
 CERTIFICATIONS = 20
 KAFKA_COPIES = 2
-
-
-def submitted(worker: Worker) -> str:
-    """A certification waiting for its submission fee, made over HTTP."""
-    path = "/v1/certifications"
-    started = worker.send("start", None, "applicant", path, application_body())
-    assert started.status == 201, started.text
-    cid = str(started.cid)
-    path = f"/v1/certifications/{cid}/submission"
-    answer = worker.send("submit", cid, "applicant", path, submission_body())
-    assert answer.status == 200, answer.text
-    return cid
 
 
 def test_each_payment_from_kafka_and_http_at_once_is_recorded_once(
@@ -48,18 +35,12 @@ def test_each_payment_from_kafka_and_http_at_once_is_recorded_once(
         worker = Worker(deployment.targets(), Tally())
         billing = Billing(settings)
         try:
-            ids = [submitted(worker) for _ in range(CERTIFICATIONS)]
+            ids = [worker.submitted_one() for _ in range(CERTIFICATIONS)]
             for cid in ids:
                 reference = f"fee-{cid}"
                 for _ in range(KAFKA_COPIES):
                     billing.send(payment(UUID(cid), reference))
-                body = {
-                    "kind": "submission_fee",
-                    "amount_usd": SUBMISSION_FEE,
-                    "reference": reference,
-                }
-                path = f"/v1/certifications/{cid}/payments"
-                worker.send("pay", cid, "billing", path, body)
+                worker.pay_submission_fee(cid, reference)
             wait_for(
                 lambda: consumed(deployment) >= KAFKA_COPIES * CERTIFICATIONS,
                 60,
