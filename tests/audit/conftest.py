@@ -1,5 +1,5 @@
-"""Fixtures of the auditor tests: the store's own tables to tamper with, and
-a folder for exports and published checkpoints, and ``certd`` run in-process."""
+"""Fixtures of the auditor tests: the store's own tables to tamper with, a
+folder for exports, ``certd`` run in-process, and a published export."""
 
 from collections.abc import Iterator
 from pathlib import Path
