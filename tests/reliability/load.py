@@ -156,10 +156,12 @@ class Worker:
         assert answer.status == 200, answer.text
         return cid
 
-    def pay_submission_fee(self, cid: str, reference: str) -> Answer:
-        body = {"kind": "submission_fee", "amount_usd": FEES["submission_fee"]}
-        path = f"/v1/certifications/{cid}/payments"
-        return self.send("pay", cid, "billing", path, {**body, "reference": reference})
+    def pay(self, cid: str, kind: str, reference: str) -> Answer:
+        """Pay a fee of ``kind`` in full over HTTP, as billing does."""
+        body = {"kind": kind, "amount_usd": FEES[kind], "reference": reference}
+        return self.send(
+            "pay", cid, "billing", f"/v1/certifications/{cid}/payments", body
+        )
 
     def _start(self, key: str) -> str | None:
         """Send the application until it is answered; the key keeps it one.
@@ -199,8 +201,7 @@ class Worker:
             body = {"outcome": "approved", "reason": "approved under load"}
             return self._race(command, cid, "operator", f"{one}/decision", body)
         kind = "submission_fee" if status == "submitted" else "annual_fee"
-        body = {"kind": kind, "amount_usd": FEES[kind], "reference": f"{kind}-{cid}"}
-        return self.send(command, cid, "billing", f"{one}/payments", body)
+        return self.pay(cid, kind, f"{kind}-{cid}")
 
     def _race(
         self, command: str, cid: str, role: str, path: str, body: dict[str, Any]

@@ -63,7 +63,7 @@ def pay_over_kafka(deployment: Deployment, worker: Worker, cid: str) -> None:
             "the consumer to record a payment sent after the restart",
         )
     finally:
-        worker.pay_submission_fee(cid, f"fee-{cid}")
+        worker.pay(cid, "submission_fee", f"fee-{cid}")
 
 
 def check_against_store(database_url: str, tally: Tally) -> dict[int, Stored]:

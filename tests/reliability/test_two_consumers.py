@@ -40,7 +40,7 @@ def test_each_payment_from_kafka_and_http_at_once_is_recorded_once(
                 reference = f"fee-{cid}"
                 for _ in range(KAFKA_COPIES):
                     billing.send(payment(UUID(cid), reference))
-                worker.pay_submission_fee(cid, reference)
+                worker.pay(cid, "submission_fee", reference)
             wait_for(
                 lambda: consumed(deployment) >= KAFKA_COPIES * CERTIFICATIONS,
                 60,
